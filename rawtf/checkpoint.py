@@ -1,0 +1,154 @@
+"""Saving and loading models: the variables through ``tf.train.Checkpoint`` and a
+``config.json`` naming the architecture and its settings. No pickle.
+
+A saved model folder::
+
+    DIR/config.json          {"format": "rawtf-model", "model": "tutorial", "config": {...}}
+    DIR/variables/ckpt.*     the tf.train.Checkpoint of the model's variables
+
+Folders are written atomically: everything goes to a temporary folder beside ``DIR``, which
+is then renamed into place, so an interrupted save never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rawtf import __version__
+from rawtf import models as M
+from rawtf._tf import import_tensorflow
+from rawtf.errors import CheckpointError, RawtfError
+
+tf = import_tensorflow()
+
+FORMAT = "rawtf-model"
+CONFIG_FILE = "config.json"
+VARIABLES_PREFIX = "variables/ckpt"
+
+
+def _replace_dir(tmp: Path, directory: Path) -> None:
+    """Move the finished folder ``tmp`` to ``directory``, replacing an old one there."""
+    old = None
+    if directory.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
+        os.replace(directory, old / directory.name)
+    os.replace(tmp, directory)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json_atomically(payload: Any, path: Path) -> None:
+    """Write ``payload`` as JSON through a temporary file renamed over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def save(model: M.Model, directory: str | os.PathLike) -> Path:
+    """Save ``model`` to ``directory``. An existing rawtf model folder there is replaced;
+    any other existing path is left alone and is an error."""
+    directory = Path(directory)
+    if directory.exists() and not (directory / CONFIG_FILE).is_file():
+        if not directory.is_dir() or any(directory.iterdir()):
+            raise CheckpointError(
+                f"{directory}: exists and is not a rawtf model folder; refusing to replace it"
+            )
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    except OSError as e:
+        raise CheckpointError(f"{directory}: cannot write ({e.strerror or e})") from None
+    try:
+        tf.train.Checkpoint(model=model).write(str(tmp / VARIABLES_PREFIX))
+        config = {
+            "format": FORMAT,
+            "rawtf_version": __version__,
+            "model": model.model_name,
+            "config": model.config,
+        }
+        write_json_atomically(config, tmp / CONFIG_FILE)
+        _replace_dir(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of a saved model folder, checked."""
+    path = Path(directory) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file (not a rawtf model folder)") from None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT or "config" not in config:
+        raise CheckpointError(f"{path}: not a rawtf model config (format {FORMAT!r} expected)")
+    return config
+
+
+def checkpoint_key(path: str) -> str:
+    """The key ``tf.train.Checkpoint(model=...)`` stores variable ``path`` under."""
+    return f"model/{path}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def check_compatible(model: M.Model, prefix: str) -> None:
+    """Raise :class:`CheckpointError` listing every variable that is missing from, extra
+    in, or shaped differently in the checkpoint at ``prefix``. ``Checkpoint.restore`` is
+    deferred and silent about such mismatches, so they are compared here first."""
+    try:
+        stored = {
+            name: tuple(shape)
+            for name, shape in tf.train.list_variables(prefix)
+            if name.startswith("model/")
+        }
+    except (tf.errors.OpError, ValueError) as e:
+        raise CheckpointError(
+            f"{prefix}: unreadable checkpoint ({str(e).splitlines()[0]})"
+        ) from None
+    expected = {checkpoint_key(p): tuple(v.shape) for p, v in model.variable_map().items()}
+    problems = [f"missing {k.split('/.')[0][6:]}" for k in expected if k not in stored]
+    problems += [f"unexpected {k.split('/.')[0][6:]}" for k in stored if k not in expected]
+    problems += [
+        f"{k.split('/.')[0][6:]} has shape {list(stored[k])}, model expects {list(expected[k])}"
+        for k in expected
+        if k in stored and stored[k] != expected[k]
+    ]
+    if problems:
+        shown = "; ".join(problems[:6]) + (
+            f"; and {len(problems) - 6} more" if len(problems) > 6 else ""
+        )
+        raise CheckpointError(f"{prefix}: does not match model {model.model_name!r}: {shown}")
+
+
+def restore_variables(model: M.Model, prefix: str) -> None:
+    """Load the checkpoint at ``prefix`` into ``model`` after checking that it matches."""
+    check_compatible(model, prefix)
+    tf.train.Checkpoint(model=model).read(prefix).assert_existing_objects_matched()
+
+
+def load(directory: str | os.PathLike) -> M.Model:
+    """Rebuild the model saved in ``directory`` and restore its variables."""
+    directory = Path(directory)
+    config = read_config(directory)
+    settings = dict(config["config"])
+    name = settings.pop("model", config.get("model"))
+    try:
+        model = M.get_model(name, **settings)
+    except RawtfError as e:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: {e}") from None
+    prefix = directory / VARIABLES_PREFIX
+    if not Path(str(prefix) + ".index").is_file():
+        raise CheckpointError(f"{prefix}.index: no such file (incomplete model folder)")
+    restore_variables(model, str(prefix))
+    return model

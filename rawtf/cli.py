@@ -1,0 +1,238 @@
+"""The ``rawtf`` command, and the one argparse builder it shares with the examples so that
+a flag means the same everywhere.
+
+Importing this module does not import TensorFlow: arguments are parsed first, then
+TensorFlow is imported quietly unless ``--verbose``. Errors a user can cause print one line,
+``rawtf: error: ...``, on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rawtf.errors import RawtfError
+
+PROG = "rawtf"
+EXIT_USAGE = 2
+
+
+class UsageError(RawtfError):
+    """Bad command-line usage (unknown flag, bad value)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, raised rather than printed."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+MODEL_NAMES = ("tutorial",)  # kept in step with rawtf.models by a test
+INIT_NAMES = ("he", "glorot", "normal")
+OPTIMIZER_NAMES = ("adam",)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's own start-up messages"
+    )
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with the MNIST IDX files (default: $RAWTF_DATA_DIR, the checkout's "
+        "data/mnist, ~/.cache/rawtf/mnist, else a download)",
+    )
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training flags, shared by ``rawtf train`` and ``examples/train_mnist.py``."""
+    parser.add_argument("--model", default="tutorial", choices=MODEL_NAMES, help="architecture")
+    add_data_arguments(parser)
+    parser.add_argument("--epochs", type=_positive_int, default=3, metavar="N")
+    parser.add_argument("--batch-size", type=_positive_int, default=128, metavar="N")
+    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES)
+    parser.add_argument(
+        "--lr", type=_positive_float, default=1e-3, metavar="F", help="learning rate"
+    )
+    parser.add_argument("--init", default="he", choices=INIT_NAMES, help="weight initialiser")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, metavar="N")
+    parser.add_argument(
+        "--train-limit", type=_positive_int, metavar="N", help="train on the first N images only"
+    )
+    parser.add_argument(
+        "--validation-split",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="hold out this fraction of the training set (chosen by --seed) for validation",
+    )
+    add_common_arguments(parser)
+
+
+def train_parser(
+    prog: str | None = None, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A parser holding exactly the training flags (for scripts that only train)."""
+    parser = _Parser(prog=prog, description=description)
+    add_train_arguments(parser)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Train, evaluate and inspect rawtf models on MNIST.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a model and report test accuracy")
+    add_train_arguments(train)
+    train.add_argument("--out", metavar="DIR", help="save the trained model to this folder")
+
+    summary = commands.add_parser("summary", help="print a model's layers and parameter counts")
+    summary.add_argument("--model", default="tutorial", choices=MODEL_NAMES)
+    add_common_arguments(summary)
+    return parser
+
+
+def load_training_data(args: argparse.Namespace):
+    """``(train, validation or None, test)`` array pairs as the flags ask."""
+    from rawtf import data
+
+    (x_train, y_train), test = data.load_mnist(args.data_dir)
+    if args.train_limit:
+        x_train, y_train = x_train[: args.train_limit], y_train[: args.train_limit]
+    validation = None
+    if args.validation_split:
+        (x_train, y_train), validation = data.train_validation_split(
+            x_train, y_train, args.validation_split, seed=args.seed
+        )
+    return (x_train, y_train), validation, test
+
+
+def result_line(result: dict[str, float]) -> str:
+    """The line every script that reports a result ends with."""
+    return f"test_accuracy={result['accuracy']:.4f} test_loss={result['loss']:.4f}"
+
+
+def _train(args: argparse.Namespace) -> int:
+    import rawtf
+
+    train, validation, test = load_training_data(args)
+    model = rawtf.get_model(args.model, init=args.init, seed=args.seed)
+    optimizer = rawtf.optim.get_optimizer(args.optimizer, args.lr)
+    rawtf.fit(
+        model,
+        optimizer,
+        train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=validation,
+        seed=args.seed,
+    )
+    if args.out:
+        rawtf.save(model, args.out)
+        print(f"saved model to {args.out}")
+    print(result_line(rawtf.evaluate(model, test)))
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    import rawtf
+
+    rawtf.get_model(args.model).summary()
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"train": _train, "summary": _summary}
+
+
+def run_guarded(function: Callable[[], int]) -> int:
+    """Run ``function``; a :class:`RawtfError` becomes one ``rawtf: error:`` line and
+    status 2, Ctrl-C status 130."""
+    try:
+        return function()
+    except RawtfError as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def parse_and_import(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Any:
+    """Parse ``argv``, then import TensorFlow (quietly unless ``--verbose``)."""
+    from rawtf._tf import import_tensorflow
+
+    args = parser.parse_args(argv)
+    import_tensorflow(verbose=getattr(args, "verbose", False))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+
+    def run() -> int:
+        args = parser.parse_args(argv)
+        if args.version:
+            from rawtf import __version__
+
+            print(f"rawtf {__version__}")
+            return 0
+        if args.command is None:
+            raise UsageError(f"{PROG}: a command is required ({', '.join(COMMANDS)}); see --help")
+        from rawtf._tf import import_tensorflow
+
+        import_tensorflow(verbose=args.verbose)
+        return COMMANDS[args.command](args)
+
+    return run_guarded(run)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Errors a user can cause. Each carries a one-line message naming what and where.
+
+The CLI prints ``rawtf: error: <message>`` for any :class:`RawtfError` and exits 2.
+"""
+
+from __future__ import annotations
+
+
+class RawtfError(Exception):
+    """Base class of every error rawtf raises on bad input."""
+
+
+class DataError(RawtfError, ValueError):
+    """A data file or an array is missing, malformed, or outside the expected range."""
+
+
+class ShapeError(RawtfError, ValueError):
+    """A tensor does not have the rank, size or channels a layer or model expects."""
+
+
+class CheckpointError(RawtfError):
+    """A saved model or checkpoint is missing, corrupt, or belongs to another architecture."""
+
+
+class ConfigError(RawtfError, ValueError):
+    """An argument or setting has a value rawtf does not accept (unknown model, bad rate, ...)."""

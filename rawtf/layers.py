@@ -1,0 +1,192 @@
+"""Layers as pure functions over ``tf.nn`` ops, and their output shapes in closed form.
+
+Every function takes its parameters explicitly (no hidden state) and checks the rank and
+channels of its input, raising :class:`rawtf.errors.ShapeError` with the expected and the
+actual shape. Images are NHWC throughout.
+
+Output sizes, for input size ``n``, window ``k`` and stride ``s``::
+
+    SAME:  ceil(n / s)
+    VALID: ceil((n - k + 1) / s)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rawtf._tf import import_tensorflow
+from rawtf.errors import ConfigError, ShapeError
+
+tf = import_tensorflow()
+
+PADDINGS = ("SAME", "VALID")
+
+
+def _padding(padding: str) -> str:
+    value = str(padding).upper()
+    if value not in PADDINGS:
+        raise ConfigError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+    return value
+
+
+def _positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _static_shape(x) -> tuple:
+    return (
+        tuple(x.shape.as_list())
+        if hasattr(x, "shape") and hasattr(x.shape, "as_list")
+        else tuple(x.shape)
+    )
+
+
+def _check_rank(x, rank: int, layer: str, expected: str):
+    if x.shape.rank != rank:
+        raise ShapeError(
+            f"{layer}: expected a rank-{rank} input {expected}, got shape {_static_shape(x)}"
+        )
+
+
+# ------------------------------------------------------------------ closed-form shapes
+
+
+def conv_output_size(size: int | None, kernel: int, stride: int, padding: str) -> int | None:
+    """Spatial output size of a convolution or pooling window along one axis."""
+    if size is None:
+        return None
+    if _padding(padding) == "SAME":
+        return -(-size // stride)
+    if size < kernel:
+        raise ShapeError(f"VALID window {kernel} does not fit input size {size}")
+    return (size - kernel) // stride + 1
+
+
+def conv2d_output_shape(
+    input_shape: Sequence[int | None],
+    kernel_size: int,
+    filters: int,
+    stride: int = 1,
+    padding: str = "SAME",
+) -> tuple:
+    """``(N, H, W, C) -> (N, H', W', filters)`` for a square kernel and stride."""
+    if len(input_shape) != 4:
+        raise ShapeError(f"conv2d: expected an (N, H, W, C) shape, got {tuple(input_shape)}")
+    n, h, w, _ = input_shape
+    return (
+        n,
+        conv_output_size(h, kernel_size, stride, padding),
+        conv_output_size(w, kernel_size, stride, padding),
+        filters,
+    )
+
+
+def max_pool_output_shape(
+    input_shape: Sequence[int | None], window: int = 2, stride: int = 2, padding: str = "SAME"
+) -> tuple:
+    """``(N, H, W, C) -> (N, H', W', C)``."""
+    if len(input_shape) != 4:
+        raise ShapeError(f"max_pool: expected an (N, H, W, C) shape, got {tuple(input_shape)}")
+    n, h, w, c = input_shape
+    return (
+        n,
+        conv_output_size(h, window, stride, padding),
+        conv_output_size(w, window, stride, padding),
+        c,
+    )
+
+
+def flatten_output_shape(input_shape: Sequence[int | None]) -> tuple:
+    """``(N, d1, d2, ...) -> (N, d1*d2*...)``."""
+    rest = input_shape[1:]
+    return (input_shape[0], None if any(d is None for d in rest) else math.prod(rest))
+
+
+def dense_output_shape(input_shape: Sequence[int | None], units: int) -> tuple:
+    """``(N, D) -> (N, units)``."""
+    if len(input_shape) != 2:
+        raise ShapeError(f"dense: expected an (N, D) shape, got {tuple(input_shape)}")
+    return (input_shape[0], units)
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def conv2d(x, W, b=None, stride: int = 1, padding: str = "SAME"):
+    """2-D convolution ``x * W (+ b)``; ``W`` is ``[kh, kw, in_channels, out_channels]``."""
+    _check_rank(x, 4, "conv2d", "(N, H, W, C)")
+    if W.shape.rank != 4:
+        raise ShapeError(f"conv2d: kernel must be [kh, kw, in, out], got shape {_static_shape(W)}")
+    if x.shape[-1] is not None and x.shape[-1] != W.shape[2]:
+        raise ShapeError(
+            f"conv2d: input has {x.shape[-1]} channels but the kernel {_static_shape(W)} "
+            f"expects {W.shape[2]}"
+        )
+    _positive("stride", stride)
+    y = tf.nn.conv2d(x, W, strides=stride, padding=_padding(padding))
+    return y if b is None else tf.nn.bias_add(y, b)
+
+
+def max_pool(x, window: int = 2, stride: int = 2, padding: str = "SAME"):
+    """Max over ``window x window`` patches every ``stride`` pixels."""
+    _check_rank(x, 4, "max_pool", "(N, H, W, C)")
+    _positive("window", window)
+    _positive("stride", stride)
+    return tf.nn.max_pool2d(x, ksize=window, strides=stride, padding=_padding(padding))
+
+
+def flatten(x):
+    """``(N, ...) -> (N, prod(...))``."""
+    if x.shape.rank is None or x.shape.rank < 2:
+        raise ShapeError(f"flatten: expected a batch of rank >= 2, got shape {_static_shape(x)}")
+    size = math.prod(x.shape[1:]) if x.shape[1:].is_fully_defined() else -1
+    return tf.reshape(x, [-1, size])
+
+
+def dense(x, W, b=None):
+    """Affine map ``x @ W (+ b)``; ``W`` is ``[in, out]``."""
+    _check_rank(x, 2, "dense", "(N, D)")
+    if W.shape.rank != 2:
+        raise ShapeError(f"dense: weights must be [in, out], got shape {_static_shape(W)}")
+    if x.shape[-1] is not None and x.shape[-1] != W.shape[0]:
+        raise ShapeError(
+            f"dense: input has {x.shape[-1]} features but the weights {_static_shape(W)} "
+            f"expect {W.shape[0]}"
+        )
+    y = tf.matmul(x, W)
+    return y if b is None else tf.nn.bias_add(y, b)
+
+
+def dropout(x, rate: float, seed=None, training: bool = False):
+    """Zero each element with probability ``rate`` and scale the rest by ``1/(1-rate)``,
+    in training only. ``seed`` is a stateless ``[2]`` int seed: the same seed gives the
+    same mask, which is what makes runs repeatable and resumable."""
+    if not 0.0 <= rate < 1.0:
+        raise ConfigError(f"dropout rate must lie in [0, 1), got {rate}")
+    if not training or rate == 0.0:
+        return x
+    if seed is None:
+        raise ConfigError("dropout in training needs a stateless seed (a [2] integer tensor)")
+    return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
+
+
+def relu(x):
+    return tf.nn.relu(x)
+
+
+def identity(x):
+    return x
+
+
+ACTIVATIONS = {"relu": relu, "linear": identity, None: identity}
+
+
+def activation(name: str | None):
+    """The activation function called ``name`` (``relu``, ``linear`` or ``None``)."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ConfigError(f"unknown activation {name!r}; choose from relu, linear") from None

@@ -1,0 +1,151 @@
+"""Optimisers written on ``tf.Variable`` s.
+
+An optimiser is a ``tf.Module``: its step counter and its slots (one set per trained
+variable) are variables, created eagerly by :meth:`Optimizer.build`, so they checkpoint
+with the model and never appear lazily inside a compiled step. The update rules follow
+Keras 3's exactly, so results can be compared with it step by step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from rawtf._tf import import_tensorflow
+from rawtf.errors import ConfigError
+
+tf = import_tensorflow()
+
+LearningRate = float | Callable[[tf.Tensor], tf.Tensor]
+
+
+class _Positions:
+    """Variable -> slot index, kept out of TensorFlow's object tracking (its keys are
+    variable references, which a checkpoint could not name)."""
+
+    def __init__(self, variables: Sequence[tf.Variable] = ()):
+        self.by_ref = {v.ref(): i for i, v in enumerate(variables)}
+
+
+class Optimizer(tf.Module):
+    """Base class: keeps ``iterations``, the learning rate (a float, or a callable of the
+    step returning one), and per-variable slots named by :attr:`slot_names`."""
+
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate: LearningRate, name: str):
+        super().__init__(name=name)
+        if not callable(learning_rate):
+            learning_rate = float(learning_rate)
+            if not learning_rate > 0:
+                raise ConfigError(f"{name}: learning rate must be positive, got {learning_rate}")
+        self.learning_rate = learning_rate
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.slots: list[dict[str, tf.Variable]] = []
+        self._positions = _Positions()
+
+    @property
+    def built(self) -> bool:
+        return bool(self._positions.by_ref)
+
+    def build(self, variables: Sequence[tf.Variable]) -> Optimizer:
+        """Create the slots for ``variables`` (zeros of each variable's shape). Call once,
+        outside any ``tf.function``, before the first :meth:`apply`."""
+        variables = list(variables)
+        if not variables:
+            raise ConfigError(f"{self.name}: no variables to optimise")
+        if self.built:
+            if [v.ref() for v in variables] != list(self._positions.by_ref):
+                raise ConfigError(f"{self.name}: already built for a different set of variables")
+            return self
+        with tf.init_scope():
+            for var in variables:
+                base = var.name.split(":")[0].replace("/", "_")
+                self.slots.append(
+                    {
+                        s: tf.Variable(tf.zeros_like(var), trainable=False, name=f"{base}_{s}")
+                        for s in self.slot_names
+                    }
+                )
+        self._positions = _Positions(variables)
+        return self
+
+    def current_learning_rate(self) -> tf.Tensor:
+        """The learning rate for the coming step (schedules see the step count so far)."""
+        if callable(self.learning_rate):
+            return tf.cast(self.learning_rate(self.iterations), tf.float32)
+        return tf.constant(self.learning_rate, tf.float32)
+
+    def apply(self, gradients: Sequence, variables: Sequence[tf.Variable]) -> None:
+        """One update of every variable with its gradient; ``None`` gradients are skipped."""
+        if not self.built:
+            raise ConfigError(
+                f"{self.name}: call build(model.trainable_variables) before apply "
+                "(slots are created eagerly, never inside a compiled step)"
+            )
+        lr = self.current_learning_rate()
+        step = tf.cast(self.iterations + 1, tf.float32)
+        for grad, var in zip(gradients, variables, strict=True):
+            if grad is None:
+                continue
+            index = self._positions.by_ref.get(var.ref())
+            if index is None:
+                raise ConfigError(f"{self.name}: variable {var.name} was not passed to build()")
+            grad = tf.cast(tf.convert_to_tensor(grad), var.dtype)
+            self._update(
+                grad, var, self.slots[index], tf.cast(lr, var.dtype), tf.cast(step, var.dtype)
+            )
+        self.iterations.assign_add(1)
+
+    def _update(self, grad, var, slots, lr, step) -> None:
+        raise NotImplementedError
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) in Keras 3's form. At step ``t`` (from 1), for gradient ``g``::
+
+        m += (1 - beta_1) * (g - m)
+        v += (1 - beta_2) * (g**2 - v)
+        alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        theta -= alpha * m / (sqrt(v) + epsilon)
+
+    ``epsilon`` defaults to 1e-7 (Keras's; the TF1 tutorial used 1e-8)."""
+
+    slot_names = ("m", "v")
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 1e-3,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        name: str = "adam",
+    ):
+        super().__init__(learning_rate, name)
+        for label, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name}: {label} must lie in [0, 1), got {value}")
+        if not epsilon > 0:
+            raise ConfigError(f"{name}: epsilon must be positive, got {epsilon}")
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _update(self, grad, var, slots, lr, step):
+        m, v = slots["m"], slots["v"]
+        b1, b2 = tf.constant(self.beta_1, var.dtype), tf.constant(self.beta_2, var.dtype)
+        alpha = lr * tf.sqrt(1.0 - tf.pow(b2, step)) / (1.0 - tf.pow(b1, step))
+        m.assign_add((grad - m) * (1.0 - b1))
+        v.assign_add((tf.square(grad) - v) * (1.0 - b2))
+        var.assign_sub(alpha * m / (tf.sqrt(v) + tf.constant(self.epsilon, var.dtype)))
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"adam": Adam}
+
+
+def get_optimizer(name: str, learning_rate: LearningRate = 1e-3, **kwargs) -> Optimizer:
+    """Build the optimiser called ``name`` (``adam``, ...) with ``learning_rate``."""
+    try:
+        cls = OPTIMIZERS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}"
+        ) from None
+    return cls(learning_rate=learning_rate, **kwargs)

@@ -1,0 +1,83 @@
+"""Saving and loading models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import rawtf
+from rawtf import checkpoint
+from rawtf.errors import CheckpointError
+from tests.conftest import tf
+
+
+def test_round_trip_predicts_identically(tmp_path, rng):
+    model = rawtf.get_model("tutorial", seed=3, dropout_rate=0.3)
+    for v in model.trainable_variables:  # move away from the initial values
+        v.assign_add(tf.random.stateless_normal(v.shape, seed=[1, 2], stddev=0.01))
+    x = rng.random((20, 28, 28, 1), dtype=np.float32)
+    before, _ = rawtf.predict(model, x)
+    rawtf.save(model, tmp_path / "m")
+    loaded = rawtf.load(tmp_path / "m")
+    assert loaded.config == model.config
+    after, _ = rawtf.predict(loaded, x)
+    np.testing.assert_array_equal(before, after)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["model"] == "tutorial" and config["config"]["dropout_rate"] == 0.3
+    # Saving again replaces the folder atomically and leaves no temporary folders behind.
+    rawtf.save(loaded, tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_load_errors_name_the_problem(tmp_path):
+    with pytest.raises(CheckpointError, match="config.json: no such file"):
+        rawtf.load(tmp_path / "absent")
+    model = rawtf.get_model("tutorial")
+    rawtf.save(model, tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["config"]["model"] = "nonexistent"
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="unknown model 'nonexistent'"):
+        rawtf.load(tmp_path / "m")
+    config_path.write_text("{not json")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        rawtf.load(tmp_path / "m")
+
+
+def test_mismatched_architecture_lists_the_differences(tmp_path):
+    rawtf.save(rawtf.get_model("tutorial"), tmp_path / "m")
+    prefix = str(tmp_path / "m" / checkpoint.VARIABLES_PREFIX)
+
+    class Wider(rawtf.models.Tutorial):
+        def layers(self):
+            specs = super().layers()
+            specs[5] = rawtf.models.Dense("fc", 512)
+            return specs
+
+    with pytest.raises(
+        CheckpointError, match=r"weights/W_fc has shape \[3136, 1024\], model expects \[3136, 512\]"
+    ):
+        checkpoint.restore_variables(Wider(), prefix)
+
+
+def test_corrupt_checkpoint_is_an_error(tmp_path):
+    rawtf.save(rawtf.get_model("tutorial"), tmp_path / "m")
+    index = tmp_path / "m" / (checkpoint.VARIABLES_PREFIX + ".index")
+    index.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="unreadable checkpoint"):
+        rawtf.load(tmp_path / "m")
+    index.unlink()
+    with pytest.raises(CheckpointError, match="incomplete model folder"):
+        rawtf.load(tmp_path / "m")
+
+
+def test_save_never_replaces_foreign_folders(tmp_path):
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    with pytest.raises(CheckpointError, match="not a rawtf model folder"):
+        rawtf.save(rawtf.get_model("tutorial"), target)
+    assert (target / "notes.txt").read_text() == "keep me"

@@ -1,0 +1,132 @@
+"""Models: names, parameter counts, shapes, modes, and the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rawtf
+from rawtf import layers as L
+from rawtf import models as M
+from rawtf.errors import ConfigError, ShapeError
+from tests.conftest import tf
+
+
+@pytest.fixture(scope="module")
+def tutorial():
+    return M.get_model("tutorial", seed=0)
+
+
+def test_tutorial_declares_the_tutorial_dictionaries(tutorial):
+    shapes = {k: tuple(v.shape) for k, v in tutorial.weights.items()}
+    assert shapes == {
+        "W_conv1": (5, 5, 1, 32),
+        "W_conv2": (5, 5, 32, 64),
+        "W_fc": (7 * 7 * 64, 1024),
+        "out": (1024, 10),
+    }
+    assert {k: tuple(v.shape) for k, v in tutorial.biases.items()} == {
+        "b_conv1": (32,),
+        "b_conv2": (64,),
+        "b_fc": (1024,),
+        "out": (10,),
+    }
+    assert tutorial.count_params() == 3_274_634
+    assert all(v.trainable for v in tutorial.variables)
+
+
+def test_layer_shapes_and_forward_shape(tutorial):
+    assert tutorial.layer_shapes((8, 28, 28, 1)) == [
+        ("conv1", (8, 28, 28, 32)),
+        ("pool1", (8, 14, 14, 32)),
+        ("conv2", (8, 14, 14, 64)),
+        ("pool2", (8, 7, 7, 64)),
+        ("flatten", (8, 3136)),
+        ("fc", (8, 1024)),
+        ("dropout", (8, 1024)),
+        ("out", (8, 10)),
+    ]
+    for x in (tf.zeros((3, 28, 28, 1)), tf.zeros((3, 28, 28)), tf.zeros((3, 784))):
+        assert tuple(tutorial(x).shape) == (3, 10)
+    with pytest.raises(
+        ShapeError, match=r"expects images of shape \(N, 28, 28, 1\).*got \(3, 32, 32\)"
+    ):
+        tutorial(tf.zeros((3, 32, 32)))
+    with pytest.raises(ShapeError, match="dtype int32"):
+        tutorial(tf.zeros((3, 28, 28), tf.int32))
+
+
+def test_forward_matches_a_plain_tf_nn_composition(tutorial, rng):
+    """The tutorial's graph written out with raw tf.nn ops, independently of rawtf.layers."""
+    x = rng.random((4, 28, 28, 1), dtype=np.float32)
+    W, b = tutorial.weights, tutorial.biases
+    h = tf.nn.relu(tf.nn.conv2d(x, W["W_conv1"], 1, "SAME") + b["b_conv1"])
+    h = tf.nn.max_pool2d(h, 2, 2, "SAME")
+    h = tf.nn.relu(tf.nn.conv2d(h, W["W_conv2"], 1, "SAME") + b["b_conv2"])
+    h = tf.nn.max_pool2d(h, 2, 2, "SAME")
+    h = tf.nn.relu(tf.reshape(h, [-1, 3136]) @ W["W_fc"] + b["b_fc"])
+    expected = h @ W["out"] + b["out"]
+    np.testing.assert_allclose(tutorial(x).numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_dropout_only_in_training_and_keyed_on_the_seed(tutorial, rng):
+    x = tf.constant(rng.random((16, 28, 28, 1), dtype=np.float32))
+    eval_a, eval_b = tutorial(x).numpy(), tutorial(x, training=False).numpy()
+    np.testing.assert_array_equal(eval_a, eval_b)
+    np.testing.assert_array_equal(tutorial(x, training=True, dropout=False).numpy(), eval_a)
+    seed = tf.constant([1, 5], tf.int64)
+    train_a = tutorial(x, training=True, seed=seed).numpy()
+    train_b = tutorial(x, training=True, seed=seed).numpy()
+    train_c = tutorial(x, training=True, seed=tf.constant([1, 6], tf.int64)).numpy()
+    np.testing.assert_array_equal(train_a, train_b)
+    assert not np.allclose(train_a, eval_a) and not np.allclose(train_a, train_c)
+
+
+def test_same_seed_same_weights():
+    a, b, c = (M.get_model("tutorial", seed=s) for s in (3, 3, 4))
+    for k in a.weights:
+        np.testing.assert_array_equal(a.weights[k].numpy(), b.weights[k].numpy())
+        assert not np.array_equal(a.weights[k].numpy(), c.weights[k].numpy())
+
+
+def test_normal_init_reproduces_the_tutorial():
+    model = M.get_model("tutorial", init="normal")
+    assert abs(model.weights["W_fc"].numpy().std() - 1.0) < 0.01
+    assert abs(model.biases["b_fc"].numpy().std() - 1.0) < 0.1
+    assert np.all(M.get_model("tutorial").biases["b_fc"].numpy() == 0)
+
+
+def test_summary_lists_layers_and_totals(tutorial):
+    text = tutorial.summary(print_fn=None)
+    assert "conv2 (Conv2D)" in text and "(None, 7, 7, 64)" in text and "3,212,288" in text
+    assert "Total params: 3,274,634" in text and "Non-trainable params: 0" in text
+
+
+def test_registry_and_user_models():
+    assert "tutorial" in M.model_names()
+    with pytest.raises(ConfigError, match="unknown model 'lenet'; choose from"):
+        M.get_model("lenet")
+    with pytest.raises(ConfigError, match="has no setting 'width'"):
+        M.get_model("tutorial", width=3)
+
+    @rawtf.register_model("test_tiny")
+    class Tiny(M.Model):
+        defaults = {"filters": 4}
+
+        def layers(self):
+            return [
+                M.Conv("conv1", 3, self.settings["filters"], stride=2),
+                M.Flatten(),
+                M.Dense("out", 10),
+            ]
+
+        def forward(self, x, training, dropout, seed):
+            x = L.relu(L.conv2d(x, self.weights["W_conv1"], self.biases["b_conv1"], stride=2))
+            return L.dense(L.flatten(x), self.weights["out"], self.biases["out"])
+
+    model = M.get_model("test_tiny", filters=3)
+    assert model.config == {"model": "test_tiny", "init": "he", "seed": 0, "filters": 3}
+    assert model.count_params() == 3 * 3 * 3 + 3 + 14 * 14 * 3 * 10 + 10
+    assert tuple(model(tf.zeros((2, 28, 28))).shape) == model.output_shape((2, 28, 28, 1))
+    with pytest.raises(ConfigError, match="already registered"):
+        rawtf.register_model("test_tiny")(type("Other", (M.Model,), {}))
