@@ -10,7 +10,14 @@ ends with ``test_accuracy=0.XXXX test_loss=X.XXXX``.
 
 import sys
 
-from rawtf.cli import load_training_data, parse_and_import, result_line, run_guarded, train_parser
+from rawtf.cli import (
+    load_training_data,
+    make_optimizer,
+    parse_and_import,
+    result_line,
+    run_guarded,
+    train_parser,
+)
 
 
 def main(argv=None) -> int:
@@ -20,7 +27,7 @@ def main(argv=None) -> int:
     train, validation, test = load_training_data(args)
     print(f"training {args.model} on {len(train[0])} images for {args.epochs} epoch(s)")
     model = rawtf.get_model(args.model, init=args.init, seed=args.seed)
-    optimizer = rawtf.optim.get_optimizer(args.optimizer, learning_rate=args.lr)
+    optimizer = make_optimizer(args, len(train[0]))  # --optimizer, --lr, --schedule
     history = rawtf.fit(
         model,
         optimizer,

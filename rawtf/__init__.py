@@ -17,7 +17,18 @@ from rawtf.errors import CheckpointError, ConfigError, DataError, RawtfError, Sh
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "init", "layers", "models", "optim", "train", "metrics", "checkpoint", "cli")
+_SUBMODULES = (
+    "data",
+    "init",
+    "layers",
+    "models",
+    "optim",
+    "schedules",
+    "train",
+    "metrics",
+    "checkpoint",
+    "cli",
+)
 
 _NAMES = {
     "load_mnist": "data",
@@ -64,7 +75,18 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from rawtf import checkpoint, cli, data, init, layers, metrics, models, optim, train  # noqa: F401
+    from rawtf import (  # noqa: F401
+        checkpoint,
+        cli,
+        data,
+        init,
+        layers,
+        metrics,
+        models,
+        optim,
+        schedules,
+        train,
+    )
     from rawtf.checkpoint import load, save  # noqa: F401
     from rawtf.data import load_mnist  # noqa: F401
     from rawtf.metrics import evaluate, predict  # noqa: F401

@@ -70,9 +70,15 @@ def _fraction(text: str) -> float:
     return value
 
 
-MODEL_NAMES = ("tutorial",)  # kept in step with rawtf.models by a test
+MODEL_NAMES = (
+    "tutorial",
+    "kaggle",
+    "three_conv",
+    "deep_bn",
+)  # kept in step with rawtf.models by a test
 INIT_NAMES = ("he", "glorot", "normal")
-OPTIMIZER_NAMES = ("adam",)
+OPTIMIZER_NAMES = ("adam", "adamw", "rmsprop", "sgd")
+SCHEDULE_NAMES = ("constant", "cosine", "step", "onecycle")  # as rawtf.schedules.SCHEDULES
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +104,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive_int, default=128, metavar="N")
     parser.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES)
     parser.add_argument(
-        "--lr", type=_positive_float, default=1e-3, metavar="F", help="learning rate"
+        "--lr", type=_positive_float, default=1e-3, metavar="F", help="(peak) learning rate"
+    )
+    parser.add_argument(
+        "--schedule",
+        default="onecycle",
+        choices=SCHEDULE_NAMES,
+        help="learning-rate schedule over the whole run (default: onecycle, peaking at --lr)",
     )
     parser.add_argument("--init", default="he", choices=INIT_NAMES, help="weight initialiser")
     parser.add_argument("--seed", type=_non_negative_int, default=0, metavar="N")
@@ -154,6 +166,15 @@ def load_training_data(args: argparse.Namespace):
     return (x_train, y_train), validation, test
 
 
+def make_optimizer(args: argparse.Namespace, train_size: int):
+    """The optimiser the flags ask for, its schedule spanning the whole run."""
+    from rawtf import data, optim, schedules
+
+    total = data.steps_per_epoch(train_size, args.batch_size) * args.epochs
+    rate = schedules.get_schedule(args.schedule, args.lr, total)
+    return optim.get_optimizer(args.optimizer, learning_rate=rate)
+
+
 def result_line(result: dict[str, float]) -> str:
     """The line every script that reports a result ends with."""
     return f"test_accuracy={result['accuracy']:.4f} test_loss={result['loss']:.4f}"
@@ -164,7 +185,7 @@ def _train(args: argparse.Namespace) -> int:
 
     train, validation, test = load_training_data(args)
     model = rawtf.get_model(args.model, init=args.init, seed=args.seed)
-    optimizer = rawtf.optim.get_optimizer(args.optimizer, args.lr)
+    optimizer = make_optimizer(args, len(train[0]))
     rawtf.fit(
         model,
         optimizer,

@@ -72,15 +72,18 @@ def declare(
     seed: int,
     stream: int,
     trainable: bool = True,
+    overrides: Mapping[str, Callable] | None = None,
 ) -> dict[str, tf.Variable]:
-    """One ``tf.Variable`` per ``name: shape``, named ``name``, filled by ``initializer``.
+    """One ``tf.Variable`` per ``name: shape``, named ``name``, filled by ``initializer``
+    (or by ``overrides[name]`` where given: batch norm's gamma starts at one, say).
 
     The k-th variable of ``stream`` draws from the stateless seed ``(seed, stream * 1000 + k)``,
     so weights and biases (different streams) never share random numbers."""
     init = get_initializer(initializer) if isinstance(initializer, str) else initializer
+    overrides = overrides or {}
     return {
         name: tf.Variable(
-            init(list(shape), seed=[int(seed), stream * 1000 + k]),
+            overrides.get(name, init)(list(shape), seed=[int(seed), stream * 1000 + k]),
             name=name,
             trainable=trainable,
             dtype=tf.float32,

@@ -190,3 +190,60 @@ def activation(name: str | None):
         return ACTIVATIONS[name]
     except KeyError:
         raise ConfigError(f"unknown activation {name!r}; choose from relu, linear") from None
+
+
+def batch_norm(
+    x,
+    gamma,
+    beta,
+    moving_mean,
+    moving_variance,
+    training: bool = False,
+    momentum: float = 0.99,
+    epsilon: float = 1e-3,
+    fused: bool = True,
+):
+    """Batch normalisation over every axis but the last (N, H, W for images; N for features)::
+
+        y = gamma * (x - mean) / sqrt(var + epsilon) + beta
+
+    In training ``mean, var`` are the batch's moments (biased variance) and the moving
+    statistics are updated in place, as Keras 3 does::
+
+        moving_mean     = momentum * moving_mean     + (1 - momentum) * mean
+        moving_variance = momentum * moving_variance + (1 - momentum) * var
+
+    Outside training the moving statistics are used and nothing changes. With ``fused``,
+    NHWC training uses TensorFlow's fused kernel; its variance output carries Bessel's
+    ``n/(n-1)``, which is undone so the moving variance matches the biased one."""
+    if x.shape.rank not in (2, 4):
+        raise ShapeError(
+            f"batch_norm: expected an (N, C) or (N, H, W, C) input, got shape {_static_shape(x)}"
+        )
+    channels = gamma.shape[-1]
+    if x.shape[-1] is not None and x.shape[-1] != channels:
+        raise ShapeError(f"batch_norm: input has {x.shape[-1]} channels but gamma has {channels}")
+    if not training:
+        return tf.nn.batch_normalization(x, moving_mean, moving_variance, beta, gamma, epsilon)
+    if fused and x.shape.rank == 4:
+        empty = tf.constant([], dtype=tf.float32)
+        y, mean, variance = tf.raw_ops.FusedBatchNormV3(
+            x=x,
+            scale=gamma,
+            offset=beta,
+            mean=empty,
+            variance=empty,
+            epsilon=epsilon,
+            exponential_avg_factor=1.0,
+            data_format="NHWC",
+            is_training=True,
+        )[:3]
+        n = tf.cast(tf.size(x) // tf.shape(x)[-1], variance.dtype)
+        variance = variance * (n - 1.0) / tf.maximum(n, 1.0)
+    else:
+        mean, variance = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)))
+        y = tf.nn.batch_normalization(x, mean, variance, beta, gamma, epsilon)
+    mean, variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
+    moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
+    moving_variance.assign(moving_variance * momentum + variance * (1.0 - momentum))
+    return y

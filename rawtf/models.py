@@ -2,10 +2,11 @@
 shapes and the summary) plus a forward function that reads one line per layer.
 
 A model is a ``tf.Module`` holding ``weights`` and ``biases`` dictionaries named as in the
-low-level tutorial (``W_conv1``, ``b_conv1``, ..., ``out``), so ``tf.train.Checkpoint``,
-``tf.saved_model`` and ``tf.distribute`` work on it directly. Models are registered by
-name; :func:`get_model` builds one, and users register their own with
-:func:`register_model`.
+low-level tutorial (``W_conv1``, ``b_conv1``, ..., ``out``; ``gamma_bn1`` and ``beta_bn1``
+for batch norm) and a ``state`` dictionary of batch-norm moving statistics, so
+``tf.train.Checkpoint``, ``tf.saved_model`` and ``tf.distribute`` work on it directly.
+Models are registered by name; :func:`get_model` builds one, and users register their own
+with :func:`register_model`.
 """
 
 from __future__ import annotations
@@ -108,6 +109,40 @@ class Dropout:
         return tuple(shape)
 
 
+@dataclasses.dataclass(frozen=True)
+class BatchNorm:
+    """Batch normalisation: trainable ``gamma_<name>`` (in ``weights``, starts at 1) and
+    ``beta_<name>`` (in ``biases``, starts at 0); moving statistics in ``state``."""
+
+    name: str
+
+    kind: ClassVar[str] = "BatchNorm"
+
+    def output_shape(self, shape):
+        return tuple(shape)
+
+    def weights(self, shape):
+        return {f"gamma_{self.name}": (shape[-1],)}
+
+    def biases(self, shape):
+        return {f"beta_{self.name}": (shape[-1],)}
+
+    def state(self, shape):
+        return {
+            f"moving_mean_{self.name}": (shape[-1],),
+            f"moving_variance_{self.name}": (shape[-1],),
+        }
+
+    def initial(self, key: str):
+        """Initialisers that do not follow the model's scheme: gamma and the moving
+        variance start at one, beta and the moving mean at zero."""
+        return (
+            initializers.ones
+            if key.startswith(("gamma_", "moving_variance_"))
+            else initializers.zeros
+        )
+
+
 def _params(spec, kind: str, shape) -> dict:
     method = getattr(spec, kind, None)
     return method(shape) if method else {}
@@ -141,17 +176,27 @@ class Model(tf.Module):
         self.init = init
         self.seed = int(seed)
         self.settings = {**self.defaults, **settings}
-        weight_shapes: dict[str, tuple] = {}
-        bias_shapes: dict[str, tuple] = {}
+        shapes: dict[str, dict[str, tuple]] = {"weights": {}, "biases": {}, "state": {}}
+        overrides: dict[str, Callable] = {}
         shape: tuple = (None, *self.input_shape)
         for spec in self.layers():
-            weight_shapes.update(_params(spec, "weights", shape))
-            bias_shapes.update(_params(spec, "biases", shape))
+            for kind, table in shapes.items():
+                for key, param_shape in _params(spec, kind, shape).items():
+                    table[key] = param_shape
+                    if hasattr(spec, "initial"):
+                        overrides[key] = spec.initial(key)
             shape = spec.output_shape(shape)
         # The tutorial fills biases from the same normal as weights; the others start at 0.
         bias_init = initializers.normal if init == "normal" else initializers.zeros
-        self.weights = initializers.declare(weight_shapes, init, self.seed, stream=1)
-        self.biases = initializers.declare(bias_shapes, bias_init, self.seed, stream=2)
+        self.weights = initializers.declare(
+            shapes["weights"], init, self.seed, 1, overrides=overrides
+        )
+        self.biases = initializers.declare(
+            shapes["biases"], bias_init, self.seed, 2, overrides=overrides
+        )
+        self.state = initializers.declare(
+            shapes["state"], initializers.zeros, self.seed, 3, trainable=False, overrides=overrides
+        )
 
     # -- what subclasses write
     def layers(self) -> Sequence[Any]:
@@ -193,10 +238,24 @@ class Model(tf.Module):
     def dropout(self, x, rate: float, index: int, active: bool, seed):
         """Dropout whose mask is keyed on ``(seed, index)``: each dropout layer of the
         model draws its own mask from the step's seed."""
-        if not active:
+        if not active or rate == 0:
             return x
         layer_seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), index)
         return L.dropout(x, rate, seed=layer_seed, training=True)
+
+    def batch_norm(self, x, name: str, training: bool):
+        """Batch normalisation with this model's ``gamma_<name>``, ``beta_<name>`` and
+        moving statistics (updated in training)."""
+        return L.batch_norm(
+            x,
+            self.weights[f"gamma_{name}"],
+            self.biases[f"beta_{name}"],
+            self.state[f"moving_mean_{name}"],
+            self.state[f"moving_variance_{name}"],
+            training=training,
+            momentum=self.settings.get("bn_momentum", 0.99),
+            epsilon=self.settings.get("bn_epsilon", 1e-3),
+        )
 
     # -- introspection
     @property
@@ -205,10 +264,12 @@ class Model(tf.Module):
         return {"model": self.model_name, "init": self.init, "seed": self.seed, **self.settings}
 
     def variable_map(self) -> dict[str, tf.Variable]:
-        """Every variable by its path: ``weights/W_conv1``, ``biases/b_conv1``, ..."""
+        """Every variable by its path: ``weights/W_conv1``, ``biases/b_conv1``,
+        ``state/moving_mean_bn1``, ..."""
         return {
             **{f"weights/{k}": v for k, v in self.weights.items()},
             **{f"biases/{k}": v for k, v in self.biases.items()},
+            **{f"state/{k}": v for k, v in self.state.items()},
         }
 
     def layer_shapes(
@@ -241,24 +302,26 @@ class Model(tf.Module):
         return sum(math.prod(v.shape) for v in variables)
 
     def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
-        """A table of layer, output shape and parameter count, with totals; printed with
-        ``print_fn`` (``None`` to only return it)."""
-        rows = [("Layer (type)", "Output shape", "Param #")]
+        """A table of layer, output shape, trainable and non-trainable parameter counts,
+        with totals; printed with ``print_fn`` (``None`` to only return it)."""
+        rows = [("Layer (type)", "Output shape", "Trainable", "Non-trainable")]
         shape: tuple = (None, *self.input_shape)
         for spec in self.layers():
-            count = sum(
-                math.prod(s)
-                for kind in ("weights", "biases")
-                for s in _params(spec, kind, shape).values()
+            trainable, frozen = (
+                sum(math.prod(s) for k in kinds for s in _params(spec, k, shape).values())
+                for kinds in (("weights", "biases"), ("state",))
             )
             shape = spec.output_shape(shape)
-            rows.append((f"{spec.name} ({spec.kind})", str(shape), f"{count:,}"))
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        rule = "-" * (sum(widths) + 6)
+            rows.append((f"{spec.name} ({spec.kind})", str(shape), f"{trainable:,}", f"{frozen:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
 
         def fmt(r):
-            return f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   {r[2]:>{widths[2]}}"
+            return "   ".join(
+                f"{cell:<{w}}" if i < 2 else f"{cell:>{w}}"
+                for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+            )
 
+        rule = "-" * len(fmt(rows[0]))
         total, trainable = self.count_params(), self.count_params(trainable=True)
         lines = [
             f'Model: "{self.model_name}"',
@@ -349,4 +412,150 @@ class Tutorial(Model):
         x = L.flatten(x)
         x = L.relu(L.dense(x, W["W_fc"], b["b_fc"]))
         x = self.dropout(x, self.settings["dropout_rate"], 0, dropout, seed)
+        return L.dense(x, W["out"], b["out"])
+
+
+# ------------------------------------------------------------- the other seed networks
+
+
+@register_model("kaggle")
+class Kaggle(Model):
+    """The Kaggle digit-recognizer tutorial's network (861,898 parameters): a 5x5 and two
+    3x3 SAME convolutions (32, 64, 64), two 2x2 poolings with dropout 0.25 after each, a
+    256-unit dense layer, dropout 0.5, 10 logits.
+
+    The tutorial ends in a sigmoid trained with categorical cross-entropy, which is a bug
+    (sigmoids do not make the ten outputs a distribution); rawtf returns logits and trains
+    them with softmax cross-entropy, like every model here."""
+
+    defaults: ClassVar[dict[str, Any]] = {"conv_dropout": 0.25, "fc_dropout": 0.5}
+
+    def layers(self):
+        return [
+            Conv("conv1", kernel=5, filters=32),
+            Pool("pool1", padding="VALID"),
+            Dropout("dropout1", self.settings["conv_dropout"]),
+            Conv("conv2", kernel=3, filters=64),
+            Conv("conv3", kernel=3, filters=64),
+            Pool("pool2", padding="VALID"),
+            Dropout("dropout2", self.settings["conv_dropout"]),
+            Flatten(),
+            Dense("fc", 256),
+            Dropout("dropout3", self.settings["fc_dropout"]),
+            Dense("out", self.num_classes),
+        ]
+
+    def forward(self, x, training, dropout, seed):
+        W, b = self.weights, self.biases
+        conv_rate, fc_rate = self.settings["conv_dropout"], self.settings["fc_dropout"]
+        x = L.relu(L.conv2d(x, W["W_conv1"], b["b_conv1"], stride=1, padding="SAME"))
+        x = L.max_pool(x, window=2, stride=2, padding="VALID")
+        x = self.dropout(x, conv_rate, 0, dropout, seed)
+        x = L.relu(L.conv2d(x, W["W_conv2"], b["b_conv2"], stride=1, padding="SAME"))
+        x = L.relu(L.conv2d(x, W["W_conv3"], b["b_conv3"], stride=1, padding="SAME"))
+        x = L.max_pool(x, window=2, stride=2, padding="VALID")
+        x = self.dropout(x, conv_rate, 1, dropout, seed)
+        x = L.flatten(x)
+        x = L.relu(L.dense(x, W["W_fc"], b["b_fc"]))
+        x = self.dropout(x, fc_rate, 2, dropout, seed)
+        return L.dense(x, W["out"], b["out"])
+
+
+@register_model("three_conv")
+class ThreeConv(Model):
+    """The tf.keras blog tutorial's network (81,066 parameters): three times a 3x3 VALID
+    convolution with 64 filters, ReLU and 2x2 VALID pooling, then dense layers of 64 and
+    32 units and 10 logits (the tutorial's softmax lives in the loss)."""
+
+    def layers(self):
+        return [
+            Conv("conv1", kernel=3, filters=64, padding="VALID"),
+            Pool("pool1", padding="VALID"),
+            Conv("conv2", kernel=3, filters=64, padding="VALID"),
+            Pool("pool2", padding="VALID"),
+            Conv("conv3", kernel=3, filters=64, padding="VALID"),
+            Pool("pool3", padding="VALID"),
+            Flatten(),
+            Dense("fc1", 64),
+            Dense("fc2", 32),
+            Dense("out", self.num_classes),
+        ]
+
+    def forward(self, x, training, dropout, seed):
+        W, b = self.weights, self.biases
+        x = L.relu(L.conv2d(x, W["W_conv1"], b["b_conv1"], stride=1, padding="VALID"))
+        x = L.max_pool(x, window=2, stride=2, padding="VALID")
+        x = L.relu(L.conv2d(x, W["W_conv2"], b["b_conv2"], stride=1, padding="VALID"))
+        x = L.max_pool(x, window=2, stride=2, padding="VALID")
+        x = L.relu(L.conv2d(x, W["W_conv3"], b["b_conv3"], stride=1, padding="VALID"))
+        x = L.max_pool(x, window=2, stride=2, padding="VALID")
+        x = L.flatten(x)
+        x = L.relu(L.dense(x, W["W_fc1"], b["b_fc1"]))
+        x = L.relu(L.dense(x, W["W_fc2"], b["b_fc2"]))
+        return L.dense(x, W["out"], b["out"])
+
+
+@register_model("deep_bn")
+class DeepBN(Model):
+    """The "deep Keras CNN" notebook's network (327,242 parameters, 326,410 trainable):
+    two blocks of [3x3 VALID, 3x3 VALID, 5x5 stride-2 SAME] convolutions (32 then 64
+    filters), each convolution followed by ReLU and batch norm and each block by dropout
+    0.4; then a 128-unit dense layer with ReLU, batch norm and dropout 0.4, and 10 logits.
+    Batch norm uses momentum 0.99 and epsilon 1e-3 (Keras's defaults)."""
+
+    defaults: ClassVar[dict[str, Any]] = {
+        "dropout_rate": 0.4,
+        "bn_momentum": 0.99,
+        "bn_epsilon": 1e-3,
+    }
+
+    def layers(self):
+        rate = self.settings["dropout_rate"]
+        return [
+            Conv("conv1", kernel=3, filters=32, padding="VALID"),
+            BatchNorm("bn1"),
+            Conv("conv2", kernel=3, filters=32, padding="VALID"),
+            BatchNorm("bn2"),
+            Conv("conv3", kernel=5, filters=32, stride=2, padding="SAME"),
+            BatchNorm("bn3"),
+            Dropout("dropout1", rate),
+            Conv("conv4", kernel=3, filters=64, padding="VALID"),
+            BatchNorm("bn4"),
+            Conv("conv5", kernel=3, filters=64, padding="VALID"),
+            BatchNorm("bn5"),
+            Conv("conv6", kernel=5, filters=64, stride=2, padding="SAME"),
+            BatchNorm("bn6"),
+            Dropout("dropout2", rate),
+            Flatten(),
+            Dense("fc", 128),
+            BatchNorm("bn7"),
+            Dropout("dropout3", rate),
+            Dense("out", self.num_classes),
+        ]
+
+    def forward(self, x, training, dropout, seed):
+        W, b, rate = self.weights, self.biases, self.settings["dropout_rate"]
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv1"], b["b_conv1"], 1, "VALID")), "bn1", training
+        )
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv2"], b["b_conv2"], 1, "VALID")), "bn2", training
+        )
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv3"], b["b_conv3"], 2, "SAME")), "bn3", training
+        )
+        x = self.dropout(x, rate, 0, dropout, seed)
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv4"], b["b_conv4"], 1, "VALID")), "bn4", training
+        )
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv5"], b["b_conv5"], 1, "VALID")), "bn5", training
+        )
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv6"], b["b_conv6"], 2, "SAME")), "bn6", training
+        )
+        x = self.dropout(x, rate, 1, dropout, seed)
+        x = L.flatten(x)
+        x = self.batch_norm(L.relu(L.dense(x, W["W_fc"], b["b_fc"])), "bn7", training)
+        x = self.dropout(x, rate, 2, dropout, seed)
         return L.dense(x, W["out"], b["out"])

@@ -32,8 +32,13 @@ class Optimizer(tf.Module):
 
     slot_names: tuple[str, ...] = ()
 
-    def __init__(self, learning_rate: LearningRate, name: str):
+    def __init__(
+        self, learning_rate: LearningRate, name: str, global_clipnorm: float | None = None
+    ):
         super().__init__(name=name)
+        if global_clipnorm is not None and not global_clipnorm > 0:
+            raise ConfigError(f"{name}: global_clipnorm must be positive, got {global_clipnorm}")
+        self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
         if not callable(learning_rate):
             learning_rate = float(learning_rate)
             if not learning_rate > 0:
@@ -76,12 +81,22 @@ class Optimizer(tf.Module):
         return tf.constant(self.learning_rate, tf.float32)
 
     def apply(self, gradients: Sequence, variables: Sequence[tf.Variable]) -> None:
-        """One update of every variable with its gradient; ``None`` gradients are skipped."""
+        """One update of every variable with its gradient; ``None`` gradients are skipped.
+        With ``global_clipnorm`` the gradients are first scaled together so that their
+        global norm is at most that value."""
         if not self.built:
             raise ConfigError(
                 f"{self.name}: call build(model.trainable_variables) before apply "
                 "(slots are created eagerly, never inside a compiled step)"
             )
+        gradients, variables = list(gradients), list(variables)
+        if self.global_clipnorm is not None:
+            present = [i for i, g in enumerate(gradients) if g is not None]
+            clipped, _ = tf.clip_by_global_norm(
+                [gradients[i] for i in present], self.global_clipnorm
+            )
+            for i, g in zip(present, clipped, strict=True):
+                gradients[i] = g
         lr = self.current_learning_rate()
         step = tf.cast(self.iterations + 1, tf.float32)
         for grad, var in zip(gradients, variables, strict=True):
@@ -118,9 +133,10 @@ class Adam(Optimizer):
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
+        global_clipnorm: float | None = None,
         name: str = "adam",
     ):
-        super().__init__(learning_rate, name)
+        super().__init__(learning_rate, name, global_clipnorm)
         for label, value in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"{name}: {label} must lie in [0, 1), got {value}")
@@ -137,11 +153,131 @@ class Adam(Optimizer):
         var.assign_sub(alpha * m / (tf.sqrt(v) + tf.constant(self.epsilon, var.dtype)))
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"adam": Adam}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as Keras 3 applies it:
+    before the Adam step, every variable shrinks by its own fraction ``lr * weight_decay``::
+
+        theta -= theta * weight_decay * lr
+        (then the Adam update above)
+    """
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 1e-3,
+        weight_decay: float = 0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        global_clipnorm: float | None = None,
+        name: str = "adamw",
+    ):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, global_clipnorm, name)
+        if not weight_decay >= 0:
+            raise ConfigError(f"{name}: weight_decay must be >= 0, got {weight_decay}")
+        self.weight_decay = float(weight_decay)
+
+    def _update(self, grad, var, slots, lr, step):
+        var.assign_sub(var * tf.constant(self.weight_decay, var.dtype) * lr)
+        super()._update(grad, var, slots, lr, step)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton 2012) in Keras 3's form, epsilon inside the square root::
+
+    v = rho * v + (1 - rho) * g**2
+    mg = rho * mg + (1 - rho) * g                 (centered only)
+    step = lr * g / sqrt(v - mg**2 + epsilon)     (centered; else sqrt(v + epsilon))
+    mom = momentum * mom + step; theta -= mom     (momentum > 0; else theta -= step)
+    """
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 1e-3,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        global_clipnorm: float | None = None,
+        name: str = "rmsprop",
+    ):
+        super().__init__(learning_rate, name, global_clipnorm)
+        for label, value in (("rho", rho), ("momentum", momentum)):
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name}: {label} must lie in [0, 1), got {value}")
+        self.rho, self.momentum = float(rho), float(momentum)
+        self.epsilon, self.centered = float(epsilon), bool(centered)
+        self.slot_names = (
+            ("velocity",)
+            + (("momentum",) if momentum > 0 else ())
+            + (("average_gradient",) if centered else ())
+        )
+
+    def _update(self, grad, var, slots, lr, step):
+        rho = tf.constant(self.rho, var.dtype)
+        eps = tf.constant(self.epsilon, var.dtype)
+        velocity = slots["velocity"]
+        velocity.assign(rho * velocity + (1.0 - rho) * tf.square(grad))
+        if self.centered:
+            average = slots["average_gradient"]
+            average.assign(rho * average + (1.0 - rho) * grad)
+            denominator = velocity - tf.square(average) + eps
+        else:
+            denominator = velocity + eps
+        increment = lr * grad / tf.sqrt(denominator)
+        if self.momentum > 0:
+            momentum = slots["momentum"]
+            momentum.assign(tf.constant(self.momentum, var.dtype) * momentum + increment)
+            var.assign_sub(momentum)
+        else:
+            var.assign_sub(increment)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum, in Keras 3's form.
+    The Nesterov step looks ahead with the *updated* momentum::
+
+        m = momentum * m - lr * g
+        theta += m                              (plain momentum)
+        theta += momentum * m - lr * g          (Nesterov)
+        theta -= lr * g                         (momentum = 0)
+    """
+
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        global_clipnorm: float | None = None,
+        name: str = "sgd",
+    ):
+        super().__init__(learning_rate, name, global_clipnorm)
+        if not 0.0 <= momentum < 1.0:
+            raise ConfigError(f"{name}: momentum must lie in [0, 1), got {momentum}")
+        if nesterov and momentum == 0:
+            raise ConfigError(f"{name}: nesterov needs momentum > 0")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.slot_names = ("momentum",) if momentum > 0 else ()
+
+    def _update(self, grad, var, slots, lr, step):
+        if self.momentum == 0:
+            var.assign_sub(lr * grad)
+            return
+        mu = tf.constant(self.momentum, var.dtype)
+        m = slots["momentum"]
+        m.assign(mu * m - lr * grad)
+        var.assign_add(mu * m - lr * grad if self.nesterov else m)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "adam": Adam,
+    "adamw": AdamW,
+    "rmsprop": RMSprop,
+    "sgd": SGD,
+}
 
 
 def get_optimizer(name: str, learning_rate: LearningRate = 1e-3, **kwargs) -> Optimizer:
-    """Build the optimiser called ``name`` (``adam``, ...) with ``learning_rate``."""
+    """Build the optimiser called ``name`` (adam, adamw, rmsprop, sgd) with ``learning_rate``."""
     try:
         cls = OPTIMIZERS[name]
     except KeyError:

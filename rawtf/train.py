@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,24 +60,37 @@ def cross_entropy(logits, labels):
     )
 
 
-def make_train_step(model, optimizer: Optimizer, seed: int):
-    """A compiled step ``(images, labels, step) -> (loss, correct count)`` that applies one
-    update. Dropout masks are keyed on ``(seed, step)``."""
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def make_train_step(model, optimizer: Optimizer):
+    """A compiled step ``(images, labels, seed) -> (loss, correct count)`` that applies one
+    update; ``seed`` is the stateless ``[2]`` seed of the step's dropout masks,
+    ``(run seed, global step)`` in :func:`fit`. Made once per model and optimiser, so
+    repeated :func:`fit` calls reuse the traced graph."""
+    per_model = _STEPS.setdefault(model, weakref.WeakKeyDictionary())
+    if optimizer in per_model:
+        return per_model[optimizer]
     variables = model.trainable_variables
     optimizer.build(variables)
-    seed_t = tf.constant(int(seed), tf.int64)
 
     @tf.function
-    def train_step(images, labels, step):
+    def train_step(images, labels, seed):
         with tf.GradientTape() as tape:
-            logits = model(images, training=True, seed=tf.stack([seed_t, step]))
+            logits = model(images, training=True, seed=seed)
             loss = cross_entropy(logits, labels)
         gradients = tape.gradient(loss, variables)
         optimizer.apply(gradients, variables)
         predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
         return loss, tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int64))
 
+    per_model[optimizer] = train_step
     return train_step
+
+
+def step_seed(seed: int, step: int) -> tf.Tensor:
+    """The stateless seed of global step ``step`` in a run seeded ``seed``."""
+    return tf.constant([int(seed), int(step)], tf.int64)
 
 
 def _progress(total: int, desc: str, verbose: int):
@@ -124,7 +138,7 @@ def fit(
             D.check_images(validation_data[0], "x_val"),
             D.check_labels(validation_data[1], len(validation_data[0]), model.num_classes, "y_val"),
         )
-    train_step = make_train_step(model, optimizer, seed)
+    train_step = make_train_step(model, optimizer)
     steps = D.steps_per_epoch(len(x), batch_size)
     history = History()
     for epoch in range(initial_epoch, initial_epoch + epochs):
@@ -133,7 +147,7 @@ def fit(
         step = epoch * steps
         with _progress(steps, f"epoch {epoch + 1}", verbose) as bar:
             for images, labels in D.train_dataset(x, y, batch_size, seed, epoch):
-                loss, hits = train_step(images, labels, tf.constant(step, tf.int64))
+                loss, hits = train_step(images, labels, step_seed(seed, step))
                 loss_sum += loss * tf.cast(tf.shape(labels)[0], tf.float32)
                 correct += hits
                 step += 1

@@ -114,3 +114,7 @@ def test_example_bad_input_exits_2_with_one_line():
     )
     assert proc.returncode == 2
     assert proc.stderr == "rawtf: error: /nonexistent: MNIST folder (data_dir) does not exist\n"
+
+
+def test_schedule_choices_follow_the_schedules_module():
+    assert set(cli.SCHEDULE_NAMES) == set(rawtf.schedules.SCHEDULES)

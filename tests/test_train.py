@@ -67,13 +67,13 @@ def test_uint8_and_float_inputs_agree_and_bad_floats_are_rejected(trained, small
 def _steps(seed, x, y, steps=6, batch_size=32):
     """Run a few training steps, recording the batches' labels and the resulting weights."""
     model = rawtf.get_model("tutorial", seed=0)
-    step_fn = train.make_train_step(model, rawtf.Adam(1e-3), seed)
+    step_fn = train.make_train_step(model, rawtf.Adam(1e-3))
     seen = []
     for step, (images, labels) in enumerate(D.train_dataset(x, y, batch_size, seed, epoch=0)):
         if step == steps:
             break
         seen.append(labels.numpy())
-        step_fn(images, labels, tf.constant(step, tf.int64))
+        step_fn(images, labels, train.step_seed(seed, step))
     return seen, model.weights["W_fc"].numpy()
 
 

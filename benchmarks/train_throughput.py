@@ -1,0 +1,74 @@
+"""Training throughput: rawtf's fit against the Keras twin's fit, alternated in one process.
+
+    python benchmarks/train_throughput.py [--model tutorial] [--rounds 5] [--steps 60]
+
+Each round times one epoch of ``--steps`` batches of 128 fp32 images with each framework,
+after one warm-up round each (tracing excluded); the order inside a round alternates.
+Prints img/s per round, the per-round ratio rawtf/Keras, and its median and spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from _common import keras_twin, spread
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tutorial")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+
+    import keras
+
+    import rawtf
+
+    (x, y), _ = rawtf.load_mnist()
+    n = args.steps * args.batch_size
+    x, y = x[:n], y[:n]
+    x_float = x[..., None].astype("float32") / 255.0
+
+    model = rawtf.get_model(args.model)
+    optimizer = rawtf.Adam(1e-3)
+    twin = keras_twin(args.model)
+    twin.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+    def run_rawtf():
+        start = time.perf_counter()
+        rawtf.fit(model, optimizer, (x, y), epochs=1, batch_size=args.batch_size, verbose=0)
+        return n / (time.perf_counter() - start)
+
+    def run_keras():
+        start = time.perf_counter()
+        twin.fit(x_float, y, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=True)
+        return n / (time.perf_counter() - start)
+
+    run_rawtf(), run_keras()  # warm-up: tracing and first-call costs
+    ratios, rawtf_rates, keras_rates = [], [], []
+    for r in range(args.rounds):
+        if r % 2 == 0:
+            a, b = run_rawtf(), run_keras()
+        else:
+            b, a = run_keras(), run_rawtf()
+        rawtf_rates.append(a)
+        keras_rates.append(b)
+        ratios.append(a / b)
+        print(f"round {r + 1}: rawtf {a:7.0f} img/s   keras {b:7.0f} img/s   ratio {a / b:.3f}")
+    print(
+        f"{args.model}: rawtf {statistics.median(rawtf_rates):.0f} img/s, "
+        f"keras fit {statistics.median(keras_rates):.0f} img/s, "
+        f"ratio rawtf/keras median (min-max) {spread(ratios)} over {args.rounds} rounds"
+    )
+
+
+if __name__ == "__main__":
+    main()
