@@ -37,6 +37,7 @@ _NAMES = {
     "get_model": "models",
     "fit": "train",
     "History": "train",
+    "EarlyStopping": "train",
     "evaluate": "metrics",
     "predict": "metrics",
     "save": "checkpoint",
@@ -92,4 +93,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from rawtf.metrics import evaluate, predict  # noqa: F401
     from rawtf.models import Model, get_model, register_model  # noqa: F401
     from rawtf.optim import Adam  # noqa: F401
-    from rawtf.train import History, fit  # noqa: F401
+    from rawtf.train import EarlyStopping, History, fit  # noqa: F401

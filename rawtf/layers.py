@@ -117,7 +117,9 @@ def dense_output_shape(input_shape: Sequence[int | None], units: int) -> tuple:
 
 def conv2d(x, W, b=None, stride: int = 1, padding: str = "SAME"):
     """2-D convolution ``x * W (+ b)``; ``W`` is ``[kh, kw, in_channels, out_channels]``."""
+    x = tf.convert_to_tensor(x)
     _check_rank(x, 4, "conv2d", "(N, H, W, C)")
+    W = tf.convert_to_tensor(W)
     if W.shape.rank != 4:
         raise ShapeError(f"conv2d: kernel must be [kh, kw, in, out], got shape {_static_shape(W)}")
     if x.shape[-1] is not None and x.shape[-1] != W.shape[2]:
@@ -132,6 +134,7 @@ def conv2d(x, W, b=None, stride: int = 1, padding: str = "SAME"):
 
 def max_pool(x, window: int = 2, stride: int = 2, padding: str = "SAME"):
     """Max over ``window x window`` patches every ``stride`` pixels."""
+    x = tf.convert_to_tensor(x)
     _check_rank(x, 4, "max_pool", "(N, H, W, C)")
     _positive("window", window)
     _positive("stride", stride)
@@ -140,6 +143,7 @@ def max_pool(x, window: int = 2, stride: int = 2, padding: str = "SAME"):
 
 def flatten(x):
     """``(N, ...) -> (N, prod(...))``."""
+    x = tf.convert_to_tensor(x)
     if x.shape.rank is None or x.shape.rank < 2:
         raise ShapeError(f"flatten: expected a batch of rank >= 2, got shape {_static_shape(x)}")
     size = math.prod(x.shape[1:]) if x.shape[1:].is_fully_defined() else -1
@@ -148,7 +152,9 @@ def flatten(x):
 
 def dense(x, W, b=None):
     """Affine map ``x @ W (+ b)``; ``W`` is ``[in, out]``."""
+    x = tf.convert_to_tensor(x)
     _check_rank(x, 2, "dense", "(N, D)")
+    W = tf.convert_to_tensor(W)
     if W.shape.rank != 2:
         raise ShapeError(f"dense: weights must be [in, out], got shape {_static_shape(W)}")
     if x.shape[-1] is not None and x.shape[-1] != W.shape[0]:
@@ -201,7 +207,7 @@ def batch_norm(
     training: bool = False,
     momentum: float = 0.99,
     epsilon: float = 1e-3,
-    fused: bool = True,
+    fused: bool = False,
 ):
     """Batch normalisation over every axis but the last (N, H, W for images; N for features)::
 
@@ -215,7 +221,10 @@ def batch_norm(
 
     Outside training the moving statistics are used and nothing changes. With ``fused``,
     NHWC training uses TensorFlow's fused kernel; its variance output carries Bessel's
-    ``n/(n-1)``, which is undone so the moving variance matches the biased one."""
+    ``n/(n-1)``, which is undone so the moving variance matches the biased one. The fused
+    kernel rounds differently (about 1e-6 relative per layer, which a deep stack of
+    normalisations amplifies), so the default is the exact two-op form."""
+    x = tf.convert_to_tensor(x)
     if x.shape.rank not in (2, 4):
         raise ShapeError(
             f"batch_norm: expected an (N, C) or (N, H, W, C) input, got shape {_static_shape(x)}"

@@ -255,6 +255,7 @@ class Model(tf.Module):
             training=training,
             momentum=self.settings.get("bn_momentum", 0.99),
             epsilon=self.settings.get("bn_epsilon", 1e-3),
+            fused=self.settings.get("bn_fused", False),
         )
 
     # -- introspection
@@ -501,12 +502,14 @@ class DeepBN(Model):
     two blocks of [3x3 VALID, 3x3 VALID, 5x5 stride-2 SAME] convolutions (32 then 64
     filters), each convolution followed by ReLU and batch norm and each block by dropout
     0.4; then a 128-unit dense layer with ReLU, batch norm and dropout 0.4, and 10 logits.
-    Batch norm uses momentum 0.99 and epsilon 1e-3 (Keras's defaults)."""
+    Batch norm uses momentum 0.99 and epsilon 1e-3 (Keras's defaults); ``bn_fused=True``
+    selects TensorFlow's fused kernel in training."""
 
     defaults: ClassVar[dict[str, Any]] = {
         "dropout_rate": 0.4,
         "bn_momentum": 0.99,
         "bn_epsilon": 1e-3,
+        "bn_fused": False,
     }
 
     def layers(self):

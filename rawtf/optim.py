@@ -78,7 +78,7 @@ class Optimizer(tf.Module):
         """The learning rate for the coming step (schedules see the step count so far)."""
         if callable(self.learning_rate):
             return tf.cast(self.learning_rate(self.iterations), tf.float32)
-        return tf.constant(self.learning_rate, tf.float32)
+        return tf.constant(self.learning_rate, tf.float64)  # rounded once, to each variable's dtype
 
     def apply(self, gradients: Sequence, variables: Sequence[tf.Variable]) -> None:
         """One update of every variable with its gradient; ``None`` gradients are skipped.
@@ -148,8 +148,9 @@ class Adam(Optimizer):
         m, v = slots["m"], slots["v"]
         b1, b2 = tf.constant(self.beta_1, var.dtype), tf.constant(self.beta_2, var.dtype)
         alpha = lr * tf.sqrt(1.0 - tf.pow(b2, step)) / (1.0 - tf.pow(b1, step))
-        m.assign_add((grad - m) * (1.0 - b1))
-        v.assign_add((tf.square(grad) - v) * (1.0 - b2))
+        # 1 - beta is formed in double precision, then rounded once (as Keras does).
+        m.assign_add((grad - m) * tf.constant(1.0 - self.beta_1, var.dtype))
+        v.assign_add((tf.square(grad) - v) * tf.constant(1.0 - self.beta_2, var.dtype))
         var.assign_sub(alpha * m / (tf.sqrt(v) + tf.constant(self.epsilon, var.dtype)))
 
 
@@ -216,10 +217,11 @@ class RMSprop(Optimizer):
         rho = tf.constant(self.rho, var.dtype)
         eps = tf.constant(self.epsilon, var.dtype)
         velocity = slots["velocity"]
-        velocity.assign(rho * velocity + (1.0 - rho) * tf.square(grad))
+        one_minus_rho = tf.constant(1.0 - self.rho, var.dtype)
+        velocity.assign(rho * velocity + one_minus_rho * tf.square(grad))
         if self.centered:
             average = slots["average_gradient"]
-            average.assign(rho * average + (1.0 - rho) * grad)
+            average.assign(rho * average + one_minus_rho * grad)
             denominator = velocity - tf.square(average) + eps
         else:
             denominator = velocity + eps

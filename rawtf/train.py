@@ -53,6 +53,69 @@ class History:
         return f"History({self.epochs!r})"
 
 
+class EarlyStopping:
+    """Stop training when ``monitor`` (a history key such as ``val_accuracy`` or
+    ``val_loss``) has not improved by more than ``min_delta`` for ``patience`` epochs.
+    With ``restore_best_weights`` the model's variables (batch-norm state included) are
+    set back to those of the best epoch when training ends.
+
+    Pass it in ``fit(..., callbacks=[EarlyStopping(model)])``; ``stopped_epoch`` and
+    ``best_epoch`` (1-based) tell what happened."""
+
+    def __init__(
+        self,
+        model,
+        monitor: str = "val_accuracy",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = True,
+    ):
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise ConfigError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ConfigError(f"patience must be an integer >= 0, got {patience!r}")
+        self.model, self.monitor, self.patience = model, monitor, patience
+        self.min_delta, self.mode = abs(float(min_delta)), mode
+        self.restore_best_weights = restore_best_weights
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
+        self._best_values: list | None = None
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.mode == "max":
+            return value > self.best + self.min_delta
+        return value < self.best - self.min_delta
+
+    def __call__(self, epoch: int, history: History) -> bool:
+        row = history.epochs[-1]
+        if self.monitor not in row:
+            raise ConfigError(
+                f"EarlyStopping: history has no {self.monitor!r} "
+                f"(has {', '.join(row)}; val_* needs validation_data)"
+            )
+        value = row[self.monitor]
+        if self._improved(value):
+            self.best, self.best_epoch = value, row["epoch"]
+            if self.restore_best_weights:
+                self._best_values = [v.numpy() for v in self.model.variables]
+            return False
+        if row["epoch"] - self.best_epoch >= self.patience:
+            self.stopped_epoch = row["epoch"]
+            return True
+        return False
+
+    def on_train_end(self) -> None:
+        if self.restore_best_weights and self._best_values is not None:
+            for variable, value in zip(self.model.variables, self._best_values, strict=True):
+                variable.assign(value)
+
+
 def cross_entropy(logits, labels):
     """Mean softmax cross-entropy of integer ``labels`` against ``logits``."""
     return tf.reduce_mean(
@@ -125,7 +188,9 @@ def fit(
     ``x`` is uint8 pixels or floats in [0, 1]; ``y`` integer or one-hot labels. Each epoch is
     one pass in the order :func:`rawtf.data.epoch_order` gives; the last batch may be short.
     With ``verbose >= 1`` a progress bar runs on a terminal and one line per epoch is printed.
-    Each callback is called as ``callback(epoch, history)`` after every epoch.
+    Each callback is called as ``callback(epoch, history)`` after every epoch; one that
+    returns ``True`` stops training (see :class:`EarlyStopping`). Callbacks with an
+    ``on_train_end()`` method have it called when training ends.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
@@ -166,8 +231,12 @@ def fit(
         history.append(row)
         if verbose >= 1:
             print_fn(format_epoch(row, initial_epoch + epochs))
-        for callback in callbacks:
-            callback(epoch, history)
+        stop = [bool(callback(epoch, history)) for callback in callbacks]
+        if any(stop):
+            break
+    for callback in callbacks:
+        if hasattr(callback, "on_train_end"):
+            callback.on_train_end()
     return history
 
 

@@ -167,3 +167,43 @@ def test_dropout_off_outside_training_and_seeded_inside():
     assert abs(kept.mean() - 0.75) < 0.02  # 16,384 draws: 4 standard deviations is ~0.013
     with pytest.raises(ConfigError, match=r"rate must lie in \[0, 1\)"):
         L.dropout(x, 1.0, seed=[1, 2], training=True)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("shape", [(6, 5, 4, 3), (16, 7)])
+def test_batch_norm_matches_numpy(rng, fused, shape):
+    x = (rng.normal(size=shape) * 3 + 1).astype(np.float32)
+    c = shape[-1]
+    gamma, beta = rng.random(c).astype(np.float32) + 0.5, rng.normal(size=c).astype(np.float32)
+    mean0, var0 = rng.normal(size=c).astype(np.float32), rng.random(c).astype(np.float32) + 0.5
+    moving_mean, moving_var = tf.Variable(mean0), tf.Variable(var0)
+    axes = tuple(range(len(shape) - 1))
+    mu, var = x.mean(axis=axes), x.var(axis=axes)  # biased variance
+    y = L.batch_norm(
+        x,
+        gamma,
+        beta,
+        moving_mean,
+        moving_var,
+        training=True,
+        momentum=0.9,
+        epsilon=1e-3,
+        fused=fused,
+    )
+    np.testing.assert_allclose(
+        y.numpy(), gamma * (x - mu) / np.sqrt(var + 1e-3) + beta, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(moving_mean.numpy(), 0.9 * mean0 + 0.1 * mu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(moving_var.numpy(), 0.9 * var0 + 0.1 * var, rtol=1e-5, atol=1e-6)
+    # Inference: moving statistics, and no update.
+    m, v = moving_mean.numpy(), moving_var.numpy()
+    y = L.batch_norm(x, gamma, beta, moving_mean, moving_var, training=False, epsilon=1e-3)
+    np.testing.assert_allclose(
+        y.numpy(), gamma * (x - m) / np.sqrt(v + 1e-3) + beta, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_array_equal(moving_mean.numpy(), m)
+
+
+def test_batch_norm_checks_channels():
+    with pytest.raises(ShapeError, match="input has 3 channels but gamma has 4"):
+        L.batch_norm(tf.zeros((2, 3)), tf.ones(4), tf.zeros(4), tf.zeros(4), tf.ones(4))

@@ -143,3 +143,57 @@ def test_fit_rejects_bad_arguments(small_mnist):
 def test_confusion_matrix():
     counts = metrics.confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], num_classes=3)
     np.testing.assert_array_equal(counts, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
+
+
+class _Scripted:
+    """A stand-in model whose only variable records which epoch's values were kept."""
+
+    def __init__(self):
+        self.marker = tf.Variable(0.0)
+        self.variables = [self.marker]
+
+
+def test_early_stopping_patience_and_restore():
+    model = _Scripted()
+    stopper = train.EarlyStopping(model, monitor="val_accuracy", patience=2)
+    history = train.History()
+    scores = [0.90, 0.95, 0.94, 0.95, 0.93, 0.99]
+    stopped_at = None
+    for epoch, score in enumerate(scores):
+        model.marker.assign(float(epoch + 1))
+        history.append({"epoch": epoch + 1, "val_accuracy": score})
+        if stopper(epoch, history):
+            stopped_at = epoch + 1
+            break
+    stopper.on_train_end()
+    assert stopped_at == 4 and stopper.best_epoch == 2 and stopper.best == 0.95
+    assert float(model.marker) == 2.0  # the best epoch's values are back
+    loss_stopper = train.EarlyStopping(model, monitor="val_loss", patience=0)
+    history = train.History()
+    history.append({"epoch": 1, "val_loss": 0.5})
+    assert loss_stopper(0, history) is False
+    history.append({"epoch": 2, "val_loss": 0.6})
+    assert loss_stopper(1, history) is True
+    with pytest.raises(ConfigError, match="history has no 'val_accuracy'"):
+        train.EarlyStopping(model)(0, history)
+
+
+def test_fit_stops_early_and_restores(small_mnist):
+    (x, y), (xv, yv) = small_mnist
+    model = rawtf.get_model("three_conv", seed=0)
+    # 64 training images: the model overfits, and validation loss turns up within a few epochs.
+    stopper = rawtf.EarlyStopping(model, monitor="val_loss", patience=2)
+    history = rawtf.fit(
+        model,
+        rawtf.Adam(3e-3),
+        (x[:64], y[:64]),
+        epochs=40,
+        batch_size=16,
+        validation_data=(xv[:200], yv[:200]),
+        verbose=0,
+        callbacks=[stopper],
+    )
+    assert stopper.stopped_epoch == len(history) < 40
+    best = min(history["val_loss"])
+    assert stopper.best == best
+    assert rawtf.evaluate(model, (xv[:200], yv[:200]))["loss"] == pytest.approx(best, rel=1e-5)

@@ -1,0 +1,107 @@
+"""Keras twins of rawtf's models, written by hand from the seed tutorials' descriptions, used
+only as references in tests and benchmarks. Each ends in a linear Dense (logits); layer
+names match rawtf's so weights can be copied across."""
+
+from __future__ import annotations
+
+
+def keras_twin(name: str, dropout: bool = True):
+    """The Keras model for rawtf architecture ``name``; ``dropout=False`` sets every dropout
+    rate to 0 (for comparing training-mode passes without random masks)."""
+    import keras
+    from keras import layers
+
+    def drop(rate, name):
+        return layers.Dropout(rate if dropout else 0.0, name=name)
+
+    def conv(name, filters, kernel, strides=1, padding="valid"):
+        return layers.Conv2D(filters, kernel, strides, padding, activation="relu", name=name)
+
+    def dense(name, units, activation="relu"):
+        return layers.Dense(units, activation=activation, name=name)
+
+    def bn(name):
+        return layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name=name)
+
+    if name == "tutorial":
+        stack = [
+            conv("conv1", 32, 5, padding="same"),
+            layers.MaxPool2D(2, padding="same", name="pool1"),
+            conv("conv2", 64, 5, padding="same"),
+            layers.MaxPool2D(2, padding="same", name="pool2"),
+            layers.Flatten(name="flatten"),
+            dense("fc", 1024),
+            drop(0.2, "dropout"),
+            dense("out", 10, None),
+        ]
+    elif name == "kaggle":
+        stack = [
+            conv("conv1", 32, 5, padding="same"),
+            layers.MaxPool2D(2, name="pool1"),
+            drop(0.25, "dropout1"),
+            conv("conv2", 64, 3, padding="same"),
+            conv("conv3", 64, 3, padding="same"),
+            layers.MaxPool2D(2, strides=2, name="pool2"),
+            drop(0.25, "dropout2"),
+            layers.Flatten(name="flatten"),
+            dense("fc", 256),
+            drop(0.5, "dropout3"),
+            dense("out", 10, None),
+        ]
+    elif name == "three_conv":
+        stack = [
+            conv("conv1", 64, 3),
+            layers.MaxPool2D(2, name="pool1"),
+            conv("conv2", 64, 3),
+            layers.MaxPool2D(2, name="pool2"),
+            conv("conv3", 64, 3),
+            layers.MaxPool2D(2, name="pool3"),
+            layers.Flatten(name="flatten"),
+            dense("fc1", 64),
+            dense("fc2", 32),
+            dense("out", 10, None),
+        ]
+    elif name == "deep_bn":
+        stack = [
+            conv("conv1", 32, 3),
+            bn("bn1"),
+            conv("conv2", 32, 3),
+            bn("bn2"),
+            conv("conv3", 32, 5, strides=2, padding="same"),
+            bn("bn3"),
+            drop(0.4, "dropout1"),
+            conv("conv4", 64, 3),
+            bn("bn4"),
+            conv("conv5", 64, 3),
+            bn("bn5"),
+            conv("conv6", 64, 5, strides=2, padding="same"),
+            bn("bn6"),
+            drop(0.4, "dropout2"),
+            layers.Flatten(name="flatten"),
+            dense("fc", 128),
+            bn("bn7"),
+            drop(0.4, "dropout3"),
+            dense("out", 10, None),
+        ]
+    else:
+        raise KeyError(name)
+    return keras.Sequential([keras.Input((28, 28, 1)), *stack], name=f"{name}_twin")
+
+
+def copy_weights(model, twin) -> None:
+    """Copy rawtf ``model``'s variables into the Keras ``twin``, layer by layer by name."""
+    W, b, state = model.weights, model.biases, model.state
+    for layer in twin.layers:
+        name = layer.name
+        if name.startswith("bn"):
+            layer.set_weights(
+                [
+                    W[f"gamma_{name}"].numpy(),
+                    b[f"beta_{name}"].numpy(),
+                    state[f"moving_mean_{name}"].numpy(),
+                    state[f"moving_variance_{name}"].numpy(),
+                ]
+            )
+        elif layer.weights:
+            key_w, key_b = ("out", "out") if name == "out" else (f"W_{name}", f"b_{name}")
+            layer.set_weights([W[key_w].numpy(), b[key_b].numpy()])
