@@ -1,5 +1,5 @@
 """Helpers shared by the benchmarks: quiet TensorFlow, the Keras twins (Keras is used only
-here and in tests, as a reference), and robust timing statistics."""
+in tests and benchmarks, as a reference), and robust summary statistics."""
 
 from __future__ import annotations
 
@@ -7,33 +7,15 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from rawtf._tf import import_tensorflow  # noqa: E402
+from tests.keras_twins import copy_weights, keras_twin  # noqa: E402
 
 tf = import_tensorflow()
 
-
-def keras_twin(name: str):
-    """The Keras model with rawtf's architecture ``name``, ending in linear logits."""
-    import keras
-    from keras import layers
-
-    if name == "tutorial":
-        return keras.Sequential(
-            [
-                keras.Input((28, 28, 1)),
-                layers.Conv2D(32, 5, padding="same", activation="relu"),
-                layers.MaxPool2D(2, padding="same"),
-                layers.Conv2D(64, 5, padding="same", activation="relu"),
-                layers.MaxPool2D(2, padding="same"),
-                layers.Flatten(),
-                layers.Dense(1024, activation="relu"),
-                layers.Dropout(0.2),
-                layers.Dense(10),
-            ]
-        )
-    raise KeyError(name)
+__all__ = ["ROOT", "copy_weights", "keras_twin", "spread", "tf"]
 
 
 def spread(values: list[float]) -> str:

@@ -1,10 +1,12 @@
 """Training throughput: rawtf's fit against the Keras twin's fit, alternated in one process.
 
-    python benchmarks/train_throughput.py [--model tutorial] [--rounds 5] [--steps 60]
+    python benchmarks/train_throughput.py [--model tutorial|all] [--rounds 5] [--steps 60]
 
-Each round times one epoch of ``--steps`` batches of 128 fp32 images with each framework,
-after one warm-up round each (tracing excluded); the order inside a round alternates.
-Prints img/s per round, the per-round ratio rawtf/Keras, and its median and spread.
+Each round times one epoch of ``--steps`` batches of 128 fp32 MNIST images with each
+framework (same model, Adam, softmax cross-entropy on logits; Keras with its default
+compile settings), after one warm-up round each so tracing is excluded; which one goes
+first alternates from round to round. Prints img/s per round, the per-round ratio
+rawtf/Keras, and its median and spread.
 """
 
 from __future__ import annotations
@@ -18,24 +20,34 @@ from _common import keras_twin, spread
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tutorial")
+    parser.add_argument("--model", default="tutorial", help="a model name, or 'all'")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
-
-    import keras
 
     import rawtf
 
     (x, y), _ = rawtf.load_mnist()
     n = args.steps * args.batch_size
     x, y = x[:n], y[:n]
-    x_float = x[..., None].astype("float32") / 255.0
+    names = rawtf.models.model_names() if args.model == "all" else [args.model]
+    summary = [measure(name, x, y, args) for name in names]
+    print()
+    for line in summary:
+        print(line)
 
-    model = rawtf.get_model(args.model)
+
+def measure(name: str, x, y, args) -> str:
+    import keras
+
+    import rawtf
+
+    n = len(x)
+    x_float = x[..., None].astype("float32") / 255.0
+    model = rawtf.get_model(name)
     optimizer = rawtf.Adam(1e-3)
-    twin = keras_twin(args.model)
+    twin = keras_twin(name)
     twin.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -62,9 +74,11 @@ def main() -> None:
         rawtf_rates.append(a)
         keras_rates.append(b)
         ratios.append(a / b)
-        print(f"round {r + 1}: rawtf {a:7.0f} img/s   keras {b:7.0f} img/s   ratio {a / b:.3f}")
-    print(
-        f"{args.model}: rawtf {statistics.median(rawtf_rates):.0f} img/s, "
+        print(
+            f"{name} round {r + 1}: rawtf {a:6.0f} img/s  keras {b:6.0f} img/s  ratio {a / b:.3f}"
+        )
+    return (
+        f"{name}: rawtf {statistics.median(rawtf_rates):.0f} img/s, "
         f"keras fit {statistics.median(keras_rates):.0f} img/s, "
         f"ratio rawtf/keras median (min-max) {spread(ratios)} over {args.rounds} rounds"
     )

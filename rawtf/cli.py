@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from rawtf.errors import RawtfError
@@ -23,7 +24,7 @@ class UsageError(RawtfError):
     """Bad command-line usage (unknown flag, bad value)."""
 
 
-class _Parser(argparse.ArgumentParser):
+class ArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line, raised rather than printed."""
 
     def error(self, message: str):  # type: ignore[override]
@@ -89,6 +90,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--data",
+        default="mnist",
+        metavar="mnist|PATH.csv",
+        help="MNIST (default) or a Kaggle digit-recognizer CSV file",
+    )
+    parser.add_argument(
         "--data-dir",
         metavar="DIR",
         help="folder with the MNIST IDX files (default: $RAWTF_DATA_DIR, the checkout's "
@@ -124,6 +131,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="hold out this fraction of the training set (chosen by --seed) for validation",
     )
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="random rotation (±10°), zoom (±10%%) and shift (±10%%) of training images",
+    )
     add_common_arguments(parser)
 
 
@@ -131,31 +143,72 @@ def train_parser(
     prog: str | None = None, description: str | None = None
 ) -> argparse.ArgumentParser:
     """A parser holding exactly the training flags (for scripts that only train)."""
-    parser = _Parser(prog=prog, description=description)
+    parser = ArgumentParser(prog=prog, description=description)
     add_train_arguments(parser)
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Train, evaluate and inspect rawtf models on MNIST.")
+    parser = ArgumentParser(
+        prog=PROG, description="Train, evaluate and inspect rawtf models on MNIST."
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
-    train = commands.add_parser("train", help="train a model and report test accuracy")
+    train = commands.add_parser("train", help="train a model into a run folder")
     add_train_arguments(train)
-    train.add_argument("--out", metavar="DIR", help="save the trained model to this folder")
+    train.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder to create")
+    train.add_argument(
+        "--overwrite", action="store_true", help="start an existing run folder afresh"
+    )
+
+    evaluate = commands.add_parser(
+        "evaluate", help="loss, accuracy, per-class accuracy, confusion matrix"
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    add_data_arguments(evaluate)
+    add_common_arguments(evaluate)
+
+    predict = commands.add_parser("predict", help="classify your own digit pictures")
+    predict.add_argument("run_dir", metavar="RUN_DIR")
+    predict.add_argument("images", metavar="IMAGE", nargs="+", help="PNG, JPEG, BMP or GIF files")
+    add_common_arguments(predict)
+
+    submit = commands.add_parser("submit", help="write a Kaggle submission.csv")
+    submit.add_argument("run_dir", metavar="RUN_DIR")
+    submit.add_argument("--test", required=True, metavar="TEST.csv", help="Kaggle test.csv")
+    submit.add_argument("--out", required=True, metavar="SUBMISSION.csv")
+    add_common_arguments(submit)
 
     summary = commands.add_parser("summary", help="print a model's layers and parameter counts")
     summary.add_argument("--model", default="tutorial", choices=MODEL_NAMES)
     add_common_arguments(summary)
+
+    explore = commands.add_parser("explore", help="data statistics, an image grid, label counts")
+    add_data_arguments(explore)
+    explore.add_argument("--out", required=True, metavar="DIR")
+    add_common_arguments(explore)
     return parser
 
 
+def load_labelled(args: argparse.Namespace):
+    """``(train, test or None)`` from ``--data``: MNIST's two sets, or a labelled Kaggle
+    CSV (which has no separate test set)."""
+    from rawtf import data, kaggle
+
+    if args.data == "mnist":
+        return data.load_mnist(args.data_dir)
+    images, labels = kaggle.load_kaggle_csv(args.data)
+    if labels is None:
+        raise UsageError(f"{args.data}: has no label column; training and evaluation need one")
+    return (images, labels), None
+
+
 def load_training_data(args: argparse.Namespace):
-    """``(train, validation or None, test)`` array pairs as the flags ask."""
+    """``(train, validation or None, test or None)`` array pairs as the flags ask."""
     from rawtf import data
 
-    (x_train, y_train), test = data.load_mnist(args.data_dir)
+    (x_train, y_train), test = load_labelled(args)
     if args.train_limit:
         x_train, y_train = x_train[: args.train_limit], y_train[: args.train_limit]
     validation = None
@@ -182,11 +235,14 @@ def result_line(result: dict[str, float]) -> str:
 
 def _train(args: argparse.Namespace) -> int:
     import rawtf
+    from rawtf import runs
 
     train, validation, test = load_training_data(args)
+    run_dir = runs.prepare(args.out, overwrite=args.overwrite)
     model = rawtf.get_model(args.model, init=args.init, seed=args.seed)
     optimizer = make_optimizer(args, len(train[0]))
-    rawtf.fit(
+    print(f"training {args.model} on {len(train[0])} images for {args.epochs} epoch(s)")
+    history = rawtf.fit(
         model,
         optimizer,
         train,
@@ -194,11 +250,93 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         validation_data=validation,
         seed=args.seed,
+        augment=args.augment,
     )
-    if args.out:
-        rawtf.save(model, args.out)
-        print(f"saved model to {args.out}")
-    print(result_line(rawtf.evaluate(model, test)))
+    settings = {
+        key: getattr(args, key)
+        for key in (
+            "data",
+            "data_dir",
+            "epochs",
+            "batch_size",
+            "optimizer",
+            "lr",
+            "schedule",
+            "seed",
+            "train_limit",
+            "validation_split",
+            "augment",
+        )
+    }
+    runs.save_run(run_dir, model, history, {"train": settings, "train_size": len(train[0])})
+    _try_plot(lambda plots: plots.plot_history(history, run_dir / runs.PLOTS / "history.png"))
+    print(f"saved run to {run_dir}")
+    if test is not None:
+        print(result_line(rawtf.evaluate(model, test)))
+    return 0
+
+
+def _try_plot(draw) -> None:
+    """Draw a figure when matplotlib is installed; say so once when it is not."""
+    from rawtf.errors import ConfigError
+
+    try:
+        from rawtf import plots
+
+        draw(plots)
+    except ConfigError as e:
+        print(f"note: {e}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import rawtf
+    from rawtf import metrics, runs
+
+    run = runs.load_run(args.run_dir)
+    train, test = load_labelled(args)
+    x, y = test if test is not None else train
+    result = rawtf.evaluate(run.model, (x, y))
+    probabilities, predictions = rawtf.predict(run.model, x)
+    matrix = metrics.confusion_matrix(y, predictions, run.model.num_classes)
+    print(f"evaluated {run.config['model']['model']} on {len(x)} images")
+    for label in range(len(matrix)):
+        total = matrix[label].sum()
+        share = matrix[label, label] / total if total else float("nan")
+        print(f"class {label}: accuracy={share:.4f} ({matrix[label, label]}/{total})")
+    plots_dir = run.plots
+    _try_plot(lambda p: p.plot_confusion_matrix(matrix, plots_dir / "confusion_matrix.png"))
+    _try_plot(
+        lambda p: p.plot_most_confident_errors(
+            x, np.asarray(y), probabilities, plots_dir / "most_confident_errors.png"
+        )
+    )
+    print(result_line(result))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import rawtf
+    from rawtf import images, runs
+
+    run = runs.load_run(args.run_dir)
+    pictures = images.load_digit_images(args.images)
+    probabilities, labels = rawtf.predict(run.model, pictures)
+    for path, label, p in zip(args.images, labels, probabilities, strict=True):
+        print(f"{path}\t{label}\t{p[label]:.4f}")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    import rawtf
+    from rawtf import kaggle, runs
+
+    run = runs.load_run(args.run_dir)
+    pictures, _ = kaggle.load_kaggle_csv(args.test)
+    _, labels = rawtf.predict(run.model, pictures)
+    kaggle.write_submission(labels, args.out)
+    print(f"wrote {len(labels)} predictions to {args.out}")
     return 0
 
 
@@ -209,7 +347,47 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"train": _train, "summary": _summary}
+def _explore(args: argparse.Namespace) -> int:
+
+    import numpy as np
+
+    from rawtf import checkpoint
+
+    train, test = load_labelled(args)
+    x, y = train
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = np.bincount(y, minlength=10)
+    stats = {
+        "source": args.data,
+        "train_images": int(len(x)),
+        "test_images": int(len(test[0])) if test is not None else 0,
+        "image_shape": list(x.shape[1:]),
+        "missing_values": 0,  # the readers reject files with missing values
+        "pixel_mean": float(x.mean() / 255.0),
+        "pixel_std": float(x.std() / 255.0),
+        "ink_fraction": float((x > 0).mean()),
+        "label_counts": {str(k): int(c) for k, c in enumerate(counts)},
+    }
+    for key, value in stats.items():
+        print(f"{key}: {value}")
+    checkpoint.write_json_atomically(stats, out / "stats.json")
+    _try_plot(
+        lambda p: p.plot_image_grid(x[:120], out / "first_images.png", labels=y[:120], columns=12)
+    )
+    _try_plot(lambda p: p.plot_label_distribution(y, out / "label_distribution.png"))
+    print(f"wrote {out / 'stats.json'} and figures to {out}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "submit": _submit,
+    "summary": _summary,
+    "explore": _explore,
+}
 
 
 def run_guarded(function: Callable[[], int]) -> int:

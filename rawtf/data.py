@@ -397,20 +397,32 @@ def train_dataset(
     epoch: int,
     start_step: int = 0,
     drop_remainder: bool = False,
+    augment=None,
 ) -> tf.data.Dataset:
     """One epoch of ``(images float32 NHWC, labels int32)`` batches in the order
     :func:`epoch_order` gives, starting at batch ``start_step``.
 
     ``x`` and ``y`` are checked arrays (see :func:`check_images`, :func:`check_labels`);
-    gathering and scaling happen inside tf.data, overlapped with training by prefetch."""
+    gathering, scaling and augmentation (an :class:`rawtf.augment.AugmentConfig`, drawn
+    from ``(seed, epoch, step)``) happen inside tf.data, overlapped with training by
+    prefetch."""
+    from rawtf import augment as A
+
     order = epoch_order(len(x), seed, epoch)[start_step * batch_size :]
     images, labels = tf.constant(x), tf.constant(y)
-    ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(
-        lambda idx: (_scale(tf.gather(images, idx)), tf.gather(labels, idx)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+    batches = tf.data.Dataset.from_tensor_slices(order).batch(
+        batch_size, drop_remainder=drop_remainder
     )
+    steps = tf.data.Dataset.range(start_step, start_step + len(order))
+    ds = tf.data.Dataset.zip((batches, steps))
+
+    def load(idx, step):
+        batch = _scale(tf.gather(images, idx))
+        if augment is not None:
+            batch = A.random_affine(batch, seed, epoch, step, augment)
+        return batch, tf.gather(labels, idx)
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -181,6 +181,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     initial_epoch: int = 0,
     print_fn: Callable[[str], Any] = print,
+    augment=None,
 ) -> History:
     """Train ``model`` on ``train_data = (x, y)`` for ``epochs`` epochs and return the
     :class:`History` (train loss/accuracy, validation loss/accuracy, seconds per epoch).
@@ -188,6 +189,8 @@ def fit(
     ``x`` is uint8 pixels or floats in [0, 1]; ``y`` integer or one-hot labels. Each epoch is
     one pass in the order :func:`rawtf.data.epoch_order` gives; the last batch may be short.
     With ``verbose >= 1`` a progress bar runs on a terminal and one line per epoch is printed.
+    ``augment`` (an :class:`rawtf.augment.AugmentConfig`, or ``True`` for the default
+    ±10° rotation, ±10% zoom and ±10% shift) warps each training batch.
     Each callback is called as ``callback(epoch, history)`` after every epoch; one that
     returns ``True`` stops training (see :class:`EarlyStopping`). Callbacks with an
     ``on_train_end()`` method have it called when training ends.
@@ -203,6 +206,10 @@ def fit(
             D.check_images(validation_data[0], "x_val"),
             D.check_labels(validation_data[1], len(validation_data[0]), model.num_classes, "y_val"),
         )
+    if augment is True:
+        from rawtf.augment import AugmentConfig
+
+        augment = AugmentConfig()
     train_step = make_train_step(model, optimizer)
     steps = D.steps_per_epoch(len(x), batch_size)
     history = History()
@@ -211,7 +218,8 @@ def fit(
         loss_sum, correct = tf.constant(0.0), tf.constant(0, tf.int64)
         step = epoch * steps
         with _progress(steps, f"epoch {epoch + 1}", verbose) as bar:
-            for images, labels in D.train_dataset(x, y, batch_size, seed, epoch):
+            batches = D.train_dataset(x, y, batch_size, seed, epoch, augment=augment or None)
+            for images, labels in batches:
                 loss, hits = train_step(images, labels, step_seed(seed, step))
                 loss_sum += loss * tf.cast(tf.shape(labels)[0], tf.float32)
                 correct += hits

@@ -14,6 +14,32 @@ from tests.conftest import PYTHON, ROOT, python_env
 RESULT_LINE = re.compile(r"^test_accuracy=0\.\d{4} test_loss=\d+\.\d{4}$")
 
 
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One short training run through the command, shared by the tests that read it."""
+    import contextlib
+    import io
+
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(
+            [
+                "train",
+                "--epochs",
+                "1",
+                "--train-limit",
+                "1024",
+                "--batch-size",
+                "64",
+                "--out",
+                str(run_dir),
+            ]
+        )
+    assert code == 0
+    return run_dir, out.getvalue()
+
+
 def run_main(capsys, *argv):
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
@@ -35,20 +61,28 @@ def test_version(capsys):
     "argv,message",
     [
         ([], "a command is required"),
-        (["train", "--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
-        (["train", "--lr", "abc"], "--lr: expected a positive number"),
-        (["train", "--model", "lenet"], "invalid choice: 'lenet'"),
-        (["train", "--bogus"], "unrecognized arguments: --bogus"),
-        (["train", "--validation-split", "1.5"], "--validation-split: expected a number in [0, 1)"),
         (
-            ["train", "--data-dir", "/nonexistent/mnist"],
+            ["train", "--out", "x", "--epochs", "0"],
+            "--epochs: expected a positive integer, got '0'",
+        ),
+        (["train"], "the following arguments are required: --out"),
+        (["train", "--out", "OUT", "--lr", "abc"], "--lr: expected a positive number"),
+        (["train", "--out", "OUT", "--model", "lenet"], "invalid choice: 'lenet'"),
+        (["train", "--out", "OUT", "--bogus"], "unrecognized arguments: --bogus"),
+        (
+            ["train", "--out", "OUT", "--validation-split", "1.5"],
+            "--validation-split: expected a number in [0, 1)",
+        ),
+        (
+            ["train", "--out", "OUT", "--data-dir", "/nonexistent/mnist"],
             "/nonexistent/mnist: MNIST folder (data_dir) does not exist",
         ),
     ],
 )
-def test_errors_are_one_line_and_exit_2(capsys, argv, message):
-    code, out, err = run_main(capsys, *argv)
+def test_errors_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
+    code, out, err = run_main(capsys, *[str(tmp_path / "run") if a == "OUT" else a for a in argv])
     assert code == 2
+    assert not (tmp_path / "run").exists()  # a failed command leaves nothing behind
     assert err.count("\n") == 1 and err.startswith("rawtf: error: ")
     assert message in err
 
@@ -58,26 +92,112 @@ def test_model_choices_follow_the_registry():
     assert set(cli.MODEL_NAMES) == builtin
 
 
-def test_train_saves_a_loadable_model(capsys, tmp_path):
+def test_train_writes_a_run_folder_that_loads_back(capsys, trained_run):
+    run_dir, out = trained_run
+    lines = out.strip().splitlines()
+    assert RESULT_LINE.match(lines[-1])
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "config.json",
+        "history.json",
+        "model",
+        "plots",
+    ]
+    assert (run_dir / "plots" / "history.png").stat().st_size > 1000
+    run = rawtf.runs.load_run(run_dir)
+    assert run.config["train"]["epochs"] == 1 and run.config["model"]["model"] == "tutorial"
+    assert len(run.history) == 1
+    accuracy = float(lines[-1].split()[0].split("=")[1])
+    (_, _), test = rawtf.load_mnist()
+    assert rawtf.evaluate(run.model, test)["accuracy"] == pytest.approx(accuracy, abs=5e-5)
+
+
+def test_existing_run_folder_is_not_overwritten(capsys, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    code, _, err = run_main(
+        capsys, "train", "--epochs", "1", "--train-limit", "64", "--out", str(tmp_path / "run")
+    )
+    assert code == 2 and "run folder exists and is not empty" in err and err.count("\n") == 1
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_evaluate_reports_per_class_accuracy_and_plots(capsys, trained_run):
+    run_dir, train_out = trained_run
+    code, out, err = run_main(capsys, "evaluate", str(run_dir))
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[-1] == train_out.strip().splitlines()[-1]
+    assert sum(line.startswith("class ") for line in lines) == 10
+    for name in ("confusion_matrix.png", "most_confident_errors.png"):
+        assert (run_dir / "plots" / name).stat().st_size > 1000
+
+
+def test_submit_and_csv_training(capsys, trained_run, tmp_path, small_mnist):
+    from rawtf import kaggle
+
+    run_dir, _ = trained_run
+    (x, y), (xt, yt) = small_mnist
+    test_csv = tmp_path / "test.csv"
+    kaggle.write_kaggle_csv(xt[:50], None, test_csv)
+    code, out, err = run_main(
+        capsys, "submit", str(run_dir), "--test", str(test_csv), "--out", str(tmp_path / "sub.csv")
+    )
+    assert code == 0, err
+    rows = (tmp_path / "sub.csv").read_text().splitlines()
+    assert rows[0] == "ImageId,Label" and rows[1].startswith("1,") and len(rows) == 51
+    predicted = [int(r.split(",")[1]) for r in rows[1:]]
+    _, expected = rawtf.predict(rawtf.runs.load_run(run_dir).model, xt[:50])
+    assert predicted == expected.tolist()
+    train_csv = tmp_path / "train.csv"
+    kaggle.write_kaggle_csv(x[:300], y[:300], train_csv)
     code, out, err = run_main(
         capsys,
         "train",
+        "--data",
+        str(train_csv),
         "--epochs",
         "1",
-        "--train-limit",
-        "256",
-        "--batch-size",
-        "64",
+        "--validation-split",
+        "0.2",
         "--out",
-        str(tmp_path / "model"),
+        str(tmp_path / "csvrun"),
     )
     assert code == 0, err
+    assert "test_accuracy" not in out  # a Kaggle train.csv has no labelled test set
+    assert rawtf.runs.load_run(tmp_path / "csvrun").config["train_size"] == 240
+    code, _, err = run_main(capsys, "train", "--data", str(test_csv), "--out", str(tmp_path / "x"))
+    assert code == 2 and "has no label column" in err
+
+
+def test_predict_own_images(capsys, trained_run, tmp_path, small_mnist):
+    from PIL import Image
+
+    run_dir, _ = trained_run
+    x = small_mnist[1][0]
+    paths = []
+    for i in range(3):  # MNIST digits, enlarged, dark on white, as a person might draw them
+        picture = Image.fromarray(255 - x[i]).resize((140, 140))
+        paths.append(tmp_path / f"digit{i}.png")
+        picture.save(paths[-1])
+    code, out, err = run_main(capsys, "predict", str(run_dir), *map(str, paths))
+    assert code == 0, err
     lines = out.strip().splitlines()
-    assert RESULT_LINE.match(lines[-1])
-    model = rawtf.load(tmp_path / "model")
-    accuracy = float(lines[-1].split()[0].split("=")[1])
-    (_, _), test = rawtf.load_mnist()
-    assert rawtf.evaluate(model, test)["accuracy"] == pytest.approx(accuracy, abs=5e-5)
+    assert len(lines) == 3
+    for path, line in zip(paths, lines, strict=True):
+        name, digit, confidence = line.split("\t")
+        assert (
+            name == str(path) and digit in "0123456789" and re.fullmatch(r"[01]\.\d{4}", confidence)
+        )
+    code, _, err = run_main(capsys, "predict", str(run_dir), str(tmp_path / "missing.png"))
+    assert code == 2 and "missing.png: no such file" in err
+
+
+def test_explore(capsys, tmp_path):
+    code, out, err = run_main(capsys, "explore", "--out", str(tmp_path / "explore"))
+    assert code == 0, err
+    assert "train_images: 60000" in out and "'1': 6742" in out
+    for name in ("stats.json", "first_images.png", "label_distribution.png"):
+        assert (tmp_path / "explore" / name).stat().st_size > 100
 
 
 def test_example_end_to_end_is_quiet():
