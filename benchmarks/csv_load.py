@@ -31,7 +31,7 @@ def main() -> None:
             images, labels = kaggle.load_kaggle_csv(path)
             seconds.append(time.perf_counter() - start)
         assert len(images) == 42000
-    print(f"load_kaggle_csv: 42,000 rows ({size:.0f} MB): seconds, median (min-max) {spread(seconds)}")
+    print(f"load_kaggle_csv, 42,000 rows ({size:.0f} MB): {spread(seconds)} s, median (min-max)")
 
 
 if __name__ == "__main__":
