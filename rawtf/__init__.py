@@ -28,6 +28,11 @@ _SUBMODULES = (
     "metrics",
     "checkpoint",
     "cli",
+    "augment",
+    "kaggle",
+    "images",
+    "plots",
+    "runs",
 )
 
 _NAMES = {
@@ -62,7 +67,7 @@ def __getattr__(name: str) -> Any:
     if name in _SUBMODULES or name in _NAMES:
         from rawtf._tf import import_tensorflow
 
-        if name != "cli":
+        if name not in ("cli", "kaggle", "images", "plots"):
             import_tensorflow()
         module = importlib.import_module(f"rawtf.{_NAMES.get(name, name)}")
         value = module if name in _SUBMODULES else getattr(module, name)
@@ -77,14 +82,19 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from rawtf import (  # noqa: F401
+        augment,
         checkpoint,
         cli,
         data,
+        images,
         init,
+        kaggle,
         layers,
         metrics,
         models,
         optim,
+        plots,
+        runs,
         schedules,
         train,
     )

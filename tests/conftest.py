@@ -49,3 +49,31 @@ def python_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One short training run through the command, shared by the tests that read it."""
+    import contextlib
+    import io
+
+    from rawtf import cli
+
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(
+            [
+                "train",
+                "--epochs",
+                "1",
+                "--train-limit",
+                "1024",
+                "--batch-size",
+                "64",
+                "--out",
+                str(run_dir),
+            ]
+        )
+    assert code == 0
+    return run_dir, out.getvalue()

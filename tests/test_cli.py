@@ -14,32 +14,6 @@ from tests.conftest import PYTHON, ROOT, python_env
 RESULT_LINE = re.compile(r"^test_accuracy=0\.\d{4} test_loss=\d+\.\d{4}$")
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """One short training run through the command, shared by the tests that read it."""
-    import contextlib
-    import io
-
-    run_dir = tmp_path_factory.mktemp("cli") / "run"
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli.main(
-            [
-                "train",
-                "--epochs",
-                "1",
-                "--train-limit",
-                "1024",
-                "--batch-size",
-                "64",
-                "--out",
-                str(run_dir),
-            ]
-        )
-    assert code == 0
-    return run_dir, out.getvalue()
-
-
 def run_main(capsys, *argv):
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
