@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,8 @@ def _columns(path: Path) -> list[str]:
     columns = [c.strip().strip('"') for c in first.rstrip("\r\n").split(",")]
     if columns == TRAIN_HEADER or columns == TEST_HEADER:
         return columns
-    expected = TRAIN_HEADER if columns and columns[0] == "label" else TEST_HEADER
+    train = columns[0] == "label" or len(columns) == len(TRAIN_HEADER)
+    expected = TRAIN_HEADER if train else TEST_HEADER
     if len(columns) != len(expected):
         raise DataError(
             f"{path}:1: header has {len(columns)} columns, expected {len(expected)} "
@@ -77,7 +79,9 @@ def load_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
     path = Path(path)
     columns = _columns(path)
     try:
-        values = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "no data": reported below
+            values = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
     except ValueError:
         raise _locate_error(path, columns) from None
     if values.size == 0:

@@ -36,7 +36,7 @@ def forward(row, col, angle, scale, tx, ty):
         (0.0, 1.0, 3.0, -2.0),
         (math.pi / 2, 1.0, 0.0, 0.0),
         (-math.pi / 2, 1.0, 2.0, 1.0),
-        (0.0, 2.0, 0.0, 0.0),
+        (0.0, 3.0, 0.0, 0.0),  # c + 3 (p - c) lands on a pixel centre
         (math.pi, 1.0, 0.0, 0.0),
     ],
 )
@@ -47,10 +47,11 @@ def test_a_dot_lands_where_the_matrix_says(angle, scale, tx, ty):
     )
     out = A.transform(tf.constant(dot(row, col)), transforms).numpy()[0, :, :, 0]
     y, x = forward(row, col, angle, scale, tx, ty)
+    assert (round(y), round(x)) == (pytest.approx(y, abs=1e-6), pytest.approx(x, abs=1e-6))
     assert out[round(y), round(x)] == pytest.approx(1.0, abs=1e-4)
-    assert out.sum() == pytest.approx(
-        1.0, abs=1e-4
-    )  # a dot mapped onto a pixel centre stays one pixel
+    assert np.unravel_index(out.argmax(), out.shape) == (round(y), round(x))
+    if scale == 1.0:  # a rigid motion onto pixel centres moves the dot whole
+        assert out.sum() == pytest.approx(1.0, abs=1e-4)
 
 
 def test_identity_and_fill():

@@ -10,11 +10,17 @@ from rawtf import images
 from rawtf.errors import DataError
 
 
-def drawn_digit(digit: int, size=(300, 220), at=(40, 20), font_size=150, mode="RGB"):
-    """A digit in dark ink on a white canvas, away from the centre."""
+def drawn_digit(digit: int, size=(300, 220), at=(40, 20), font_size=150, mode="RGB", stroke=0):
+    """A digit in dark ink on a white canvas, away from the centre; ``stroke`` thickens the
+    pen as a marker would."""
     canvas = Image.new("RGB", size, "white")
     ImageDraw.Draw(canvas).text(
-        at, str(digit), fill=(20, 20, 20), font=ImageFont.load_default(size=font_size)
+        at,
+        str(digit),
+        fill=(20, 20, 20),
+        font=ImageFont.load_default(size=font_size),
+        stroke_width=stroke,
+        stroke_fill=(20, 20, 20),
     )
     return canvas.convert(mode)
 
@@ -64,35 +70,3 @@ def test_blank_and_unreadable(tmp_path):
         images.load_digit_image(tmp_path / "notes.png")
     with pytest.raises(DataError, match="no such file"):
         images.load_digit_image(tmp_path / "absent.png")
-
-
-def test_a_model_trained_on_mnist_reads_drawn_digits(tmp_path, mnist):
-    import rawtf
-
-    (x, y), _ = mnist
-    model = rawtf.get_model("deep_bn", seed=0)
-    rawtf.fit(
-        model,
-        rawtf.Adam(3e-3),
-        (x[:20000], y[:20000]),
-        epochs=1,
-        batch_size=128,
-        verbose=0,
-        augment=True,
-    )
-    pictures, truth = [], []
-    for digit in range(10):
-        for k, (size, at, font) in enumerate(
-            [
-                ((300, 220), (40, 20), 150),
-                ((400, 400), (200, 150), 110),
-                ((160, 260), (10, 60), 130),
-            ]
-        ):
-            path = tmp_path / f"{digit}_{k}.png"
-            drawn_digit(digit, size, at, font).save(path)
-            pictures.append(path)
-            truth.append(digit)
-    _, predicted = rawtf.predict(model, images.load_digit_images(pictures))
-    share = float(np.mean(predicted == np.array(truth)))
-    assert share >= 0.8, share

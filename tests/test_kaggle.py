@@ -15,7 +15,7 @@ HEADER = ["label"] + [f"pixel{i}" for i in range(784)]
 
 def write_csv(path, images, labels=None, edit=None):
     """Write a Kaggle-format file with the csv module; ``edit(rows)`` may damage it."""
-    rows = [HEADER if labels is not None else HEADER[1:]]
+    rows = [list(HEADER) if labels is not None else HEADER[1:]]
     for i, image in enumerate(images):
         pixels = [str(v) for v in image.reshape(-1)]
         rows.append(([str(labels[i])] if labels is not None else []) + pixels)
