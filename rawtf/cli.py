@@ -111,7 +111,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive_int, default=128, metavar="N")
     parser.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES)
     parser.add_argument(
-        "--lr", type=_positive_float, default=1e-3, metavar="F", help="(peak) learning rate"
+        "--lr",
+        type=_positive_float,
+        metavar="F",
+        help="(peak) learning rate (default: the model's, 1e-3 for the tutorial net)",
     )
     parser.add_argument(
         "--schedule",
@@ -222,8 +225,11 @@ def load_training_data(args: argparse.Namespace):
 def make_optimizer(args: argparse.Namespace, train_size: int):
     """The optimiser the flags ask for, its schedule spanning the whole run."""
     from rawtf import data, optim, schedules
+    from rawtf.models import get_model_class
 
     total = data.steps_per_epoch(train_size, args.batch_size) * args.epochs
+    if args.lr is None:  # resolved here so that the run's config records the rate used
+        args.lr = get_model_class(args.model).default_lr
     rate = schedules.get_schedule(args.schedule, args.lr, total)
     return optim.get_optimizer(args.optimizer, learning_rate=rate)
 

@@ -163,6 +163,8 @@ class Model(tf.Module):
     input_shape: ClassVar[tuple[int, int, int]] = (28, 28, 1)
     num_classes: ClassVar[int] = 10
     defaults: ClassVar[dict[str, Any]] = {}
+    #: The peak learning rate the command line uses for this model unless told otherwise.
+    default_lr: ClassVar[float] = 1e-3
 
     def __init__(self, init: str = "he", seed: int = 0, **settings: Any):
         super().__init__(name=self.model_name or type(self).__name__.lower())
