@@ -83,17 +83,25 @@ def save(model: M.Model, directory: str | os.PathLike) -> Path:
     return directory
 
 
-def read_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """The ``config.json`` of a saved model folder, checked."""
-    path = Path(directory) / CONFIG_FILE
+def read_json_config(path: Path, fmt: str, folder_kind: str) -> dict[str, Any]:
+    """Read the JSON object at ``path``, whose ``format`` field must be ``fmt``."""
     try:
         config = json.loads(path.read_text())
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file (not a rawtf model folder)") from None
+        raise CheckpointError(f"{path}: no such file (not a rawtf {folder_kind} folder)") from None
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{path}: unreadable ({e})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT or "config" not in config:
-        raise CheckpointError(f"{path}: not a rawtf model config (format {FORMAT!r} expected)")
+    if not isinstance(config, dict) or config.get("format") != fmt:
+        raise CheckpointError(f"{path}: not a rawtf {folder_kind} config (format {fmt!r} expected)")
+    return config
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of a saved model folder, checked."""
+    path = Path(directory) / CONFIG_FILE
+    config = read_json_config(path, FORMAT, "model")
+    if not isinstance(config.get("config"), dict):
+        raise CheckpointError(f"{path}: has no 'config' object naming the architecture")
     return config
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from rawtf import __version__
 from rawtf import checkpoint as C
-from rawtf.errors import CheckpointError, ConfigError
+from rawtf.errors import ConfigError
 from rawtf.models import Model
 
 CONFIG = "config.json"
@@ -78,15 +78,7 @@ def save_run(directory: str | os.PathLike, model: Model, history, settings: dict
 def load_run(directory: str | os.PathLike) -> Run:
     """Load a run folder: its config, model and history."""
     directory = Path(directory)
-    path = directory / CONFIG
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file (not a rawtf run folder)") from None
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable ({e})") from None
-    if not isinstance(config, dict) or config.get("format") != "rawtf-run":
-        raise CheckpointError(f"{path}: not a rawtf run config")
+    config = C.read_json_config(directory / CONFIG, "rawtf-run", "run")
     model = C.load(directory / MODEL)
     try:
         history = json.loads((directory / HISTORY).read_text())
