@@ -62,9 +62,10 @@ def main(argv=None) -> int:
         )
     run_dir = runs.prepare(args.out, overwrite=args.overwrite)
     model = rawtf.get_model(args.model, init=args.init, seed=args.seed)
+    optimizer = make_optimizer(args, len(images))  # also fills in the model's --lr, --batch-size
     history = rawtf.fit(
         model,
-        make_optimizer(args, len(images)),
+        optimizer,
         (images, labels),
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -89,7 +89,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="tutorial", choices=MODEL_NAMES, help="architecture")
     add_data_arguments(parser)
     parser.add_argument("--epochs", type=_positive_int, default=3, metavar="N")
-    parser.add_argument("--batch-size", type=_positive_int, default=128, metavar="N")
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help="examples per step (default: the model's, 128 for the tutorial net)",
+    )
     parser.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES)
     parser.add_argument(
         "--lr",
@@ -204,13 +209,18 @@ def load_training_data(args: argparse.Namespace):
 
 
 def make_optimizer(args: argparse.Namespace, train_size: int):
-    """The optimiser the flags ask for, its schedule spanning the whole run."""
+    """The optimiser the flags ask for, its schedule spanning the whole run. Fills in the
+    model's default ``--lr`` and ``--batch-size`` where they were not given."""
     from rawtf import data, optim, schedules
     from rawtf.models import get_model_class
 
+    model_class = get_model_class(args.model)
+    # Defaults are resolved here so that the run's config records what was used.
+    if args.lr is None:
+        args.lr = model_class.default_lr
+    if args.batch_size is None:
+        args.batch_size = model_class.default_batch_size
     total = data.steps_per_epoch(train_size, args.batch_size) * args.epochs
-    if args.lr is None:  # resolved here so that the run's config records the rate used
-        args.lr = get_model_class(args.model).default_lr
     rate = schedules.get_schedule(args.schedule, args.lr, total)
     return optim.get_optimizer(args.optimizer, learning_rate=rate)
 

@@ -163,8 +163,10 @@ class Model(tf.Module):
     input_shape: ClassVar[tuple[int, int, int]] = (28, 28, 1)
     num_classes: ClassVar[int] = 10
     defaults: ClassVar[dict[str, Any]] = {}
-    #: The peak learning rate the command line uses for this model unless told otherwise.
+    #: The peak learning rate and batch size the command line uses for this model unless
+    #: told otherwise (chosen by measurement: see the README).
     default_lr: ClassVar[float] = 1e-3
+    default_batch_size: ClassVar[int] = 128
 
     def __init__(self, init: str = "he", seed: int = 0, **settings: Any):
         super().__init__(name=self.model_name or type(self).__name__.lower())
@@ -513,6 +515,8 @@ class DeepBN(Model):
         "bn_epsilon": 1e-3,
         "bn_fused": False,
     }
+    default_lr: ClassVar[float] = 1e-2
+    default_batch_size: ClassVar[int] = 64  # the notebook's own
 
     def layers(self):
         rate = self.settings["dropout_rate"]
