@@ -434,6 +434,7 @@ class Kaggle(Model):
     them with softmax cross-entropy, like every model here."""
 
     defaults: ClassVar[dict[str, Any]] = {"conv_dropout": 0.25, "fc_dropout": 0.5}
+    default_lr: ClassVar[float] = 1e-2
 
     def layers(self):
         return [
