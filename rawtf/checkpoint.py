@@ -160,3 +160,58 @@ def load(directory: str | os.PathLike) -> M.Model:
         raise CheckpointError(f"{prefix}.index: no such file (incomplete model folder)")
     restore_variables(model, str(prefix))
     return model
+
+
+class _Serving(tf.Module):
+    """The exported object: the model and its two serving functions."""
+
+    def __init__(self, model: M.Model):
+        super().__init__(name="rawtf_serving")
+        self.model = model
+        h, w, c = model.input_shape
+
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32, name="images")])
+        def serve_float(images):
+            return self._outputs(images)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w], tf.uint8, name="images")])
+        def serve_uint8(images):
+            return self._outputs(tf.cast(images, tf.float32)[..., tf.newaxis] * (1.0 / 255.0))
+
+        self.serve_float, self.serve_uint8 = serve_float, serve_uint8
+
+    def _outputs(self, images):
+        probabilities = tf.nn.softmax(self.model(images, training=False, dropout=False))
+        return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=1)}
+
+
+def export_saved_model(model: M.Model, directory: str | os.PathLike) -> Path:
+    """Export ``model`` as a SavedModel for serving without rawtf: signature
+    ``serving_default`` takes float32 images ``[None, 28, 28, 1]`` in [0, 1], and
+    ``serving_uint8`` takes uint8 pixels ``[None, 28, 28]``; both return ``probabilities``
+    ``[None, 10]`` and ``classes`` (int64). Written to a temporary folder, then renamed."""
+    directory = Path(directory)
+    if directory.exists() and not (directory / "saved_model.pb").is_file():
+        if not directory.is_dir() or any(directory.iterdir()):
+            raise CheckpointError(
+                f"{directory}: exists and is not a SavedModel folder; refusing to replace it"
+            )
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    except OSError as e:
+        raise CheckpointError(f"{directory}: cannot write ({e.strerror or e})") from None
+    try:
+        serving = _Serving(model)
+        tf.saved_model.save(
+            serving,
+            str(tmp),
+            signatures={
+                "serving_default": serving.serve_float,
+                "serving_uint8": serving.serve_uint8,
+            },
+        )
+        _replace_dir(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory

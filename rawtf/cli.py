@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--out", required=True, metavar="SUBMISSION.csv")
     add_common_arguments(submit)
 
+    export = commands.add_parser("export", help="export a run's model as a SavedModel for serving")
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("out", metavar="OUT", help="the SavedModel folder to write")
+    add_common_arguments(export)
+
     summary = commands.add_parser("summary", help="print a model's layers and parameter counts")
     summary.add_argument("--model", default="tutorial", choices=MODEL_NAMES)
     add_common_arguments(summary)
@@ -337,6 +342,15 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from rawtf import checkpoint, runs
+
+    run = runs.load_run(args.run_dir)
+    checkpoint.export_saved_model(run.model, args.out)
+    print(f"exported SavedModel to {args.out} (signatures serving_default, serving_uint8)")
+    return 0
+
+
 def _summary(args: argparse.Namespace) -> int:
     import rawtf
 
@@ -382,6 +396,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "evaluate": _evaluate,
     "predict": _predict,
     "submit": _submit,
+    "export": _export,
     "summary": _summary,
     "explore": _explore,
 }

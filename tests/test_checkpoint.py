@@ -81,3 +81,57 @@ def test_save_never_replaces_foreign_folders(tmp_path):
     with pytest.raises(CheckpointError, match="not a rawtf model folder"):
         rawtf.save(rawtf.get_model("tutorial"), target)
     assert (target / "notes.txt").read_text() == "keep me"
+
+
+SERVE = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert "rawtf" not in sys.modules
+loaded = tf.saved_model.load(sys.argv[1])
+x = np.load(sys.argv[2])
+f = loaded.signatures["serving_default"](images=tf.constant(x[..., None] / 255.0, tf.float32))
+u = loaded.signatures["serving_uint8"](images=tf.constant(x))
+print(json.dumps({
+    "float": f["probabilities"].numpy().tolist(), "float_classes": f["classes"].numpy().tolist(),
+    "uint8": u["probabilities"].numpy().tolist(), "uint8_classes": u["classes"].numpy().tolist(),
+    "rawtf_imported": "rawtf" in sys.modules,
+}))
+"""
+
+
+def test_saved_model_serves_without_rawtf(tmp_path, small_mnist):
+    import subprocess
+
+    from tests.conftest import PYTHON, python_env
+
+    model = rawtf.get_model("deep_bn", seed=2)
+    for v in model.variables:  # away from the initial values, batch-norm statistics included
+        v.assign_add(tf.random.stateless_uniform(v.shape, seed=[3, 4], maxval=0.05))
+    x = small_mnist[1][0][:16]
+    expected, classes = rawtf.predict(model, x)
+    checkpoint.export_saved_model(model, tmp_path / "served")
+    np.save(tmp_path / "x.npy", x)
+    env = python_env()
+    env["PYTHONPATH"] = ""  # the serving process cannot see rawtf at all
+    proc = subprocess.run(
+        [PYTHON, "-c", SERVE, str(tmp_path / "served"), str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["rawtf_imported"] is False
+    for key in ("float", "uint8"):
+        np.testing.assert_allclose(np.array(out[key]), expected, rtol=1e-5, atol=1e-6)
+        assert out[f"{key}_classes"] == classes.tolist()
+
+
+def test_export_refuses_foreign_folders(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    with pytest.raises(CheckpointError, match="not a SavedModel folder"):
+        checkpoint.export_saved_model(rawtf.get_model("three_conv"), tmp_path / "out")

@@ -212,3 +212,12 @@ def test_example_bad_input_exits_2_with_one_line():
 
 def test_schedule_choices_follow_the_schedules_module():
     assert set(cli.SCHEDULE_NAMES) == set(rawtf.schedules.SCHEDULES)
+
+
+def test_export_command(capsys, trained_run, tmp_path):
+    run_dir, _ = trained_run
+    code, out, err = run_main(capsys, "export", str(run_dir), str(tmp_path / "served"))
+    assert code == 0, err
+    assert (tmp_path / "served" / "saved_model.pb").is_file()
+    code, _, err = run_main(capsys, "export", str(tmp_path / "no-run"), str(tmp_path / "x"))
+    assert code == 2 and "no such file (not a rawtf run folder)" in err
