@@ -473,6 +473,8 @@ class ThreeConv(Model):
     convolution with 64 filters, ReLU and 2x2 VALID pooling, then dense layers of 64 and
     32 units and 10 logits (the tutorial's softmax lives in the loss)."""
 
+    default_lr: ClassVar[float] = 1e-2
+
     def layers(self):
         return [
             Conv("conv1", kernel=3, filters=64, padding="VALID"),
