@@ -17,6 +17,7 @@ from rawtf.cli import (
     UsageError,
     make_optimizer,
     parse_and_import,
+    prepare_training,
     run_guarded,
     train_parser,
 )
@@ -33,6 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, metavar="RUN_DIR")
     parser.add_argument("--overwrite", action="store_true")
     args = parse_and_import(parser, argv)
+    prepare_training(args)
     import numpy as np
 
     import rawtf

@@ -14,6 +14,7 @@ from rawtf.cli import (
     load_training_data,
     make_optimizer,
     parse_and_import,
+    prepare_training,
     result_line,
     run_guarded,
     train_parser,
@@ -22,6 +23,7 @@ from rawtf.cli import (
 
 def main(argv=None) -> int:
     args = parse_and_import(train_parser("train_mnist.py", __doc__.splitlines()[0]), argv)
+    prepare_training(args)  # --epochs default, --deterministic
     import rawtf
 
     train, validation, test = load_training_data(args)
@@ -36,6 +38,8 @@ def main(argv=None) -> int:
         batch_size=args.batch_size,
         validation_data=validation,
         seed=args.seed,
+        augment=args.augment,
+        logdir=args.logdir,
     )
     seconds = sum(history["seconds"])
     images = len(train[0]) * args.epochs

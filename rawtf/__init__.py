@@ -13,7 +13,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from rawtf import errors
-from rawtf.errors import CheckpointError, ConfigError, DataError, RawtfError, ShapeError
+from rawtf.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    RawtfError,
+    ShapeError,
+    TrainingError,
+    TrainingInterrupted,
+)
 
 __version__ = "0.1.0"
 
@@ -58,6 +66,8 @@ __all__ = [
     "ShapeError",
     "CheckpointError",
     "ConfigError",
+    "TrainingError",
+    "TrainingInterrupted",
     *_SUBMODULES,
     *_NAMES,
 ]

@@ -215,3 +215,97 @@ def export_saved_model(model: M.Model, directory: str | os.PathLike) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
+
+
+# ------------------------------------------------------------- training checkpoints
+
+
+class _Progress(tf.Module):
+    """Where training stands, saved inside every training checkpoint: the run's seed, the
+    epoch and the next step in it, the epoch's running sums, and the history so far."""
+
+    def __init__(self):
+        super().__init__(name="progress")
+        self.seed = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.correct = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.history = tf.Variable("[]", dtype=tf.string, trainable=False)
+        self.best = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
+
+
+class TrainingCheckpoint:
+    """Checkpoints of a training run in ``directory``: model (with batch-norm state),
+    optimiser slots and step, and progress, through ``tf.train.CheckpointManager`` (the last
+    ``keep``), plus the best by validation accuracy in ``directory/best``. Each checkpoint is
+    written under a temporary name and only then recorded as the latest, so an interrupted
+    save leaves the previous one in force."""
+
+    def __init__(self, directory: str | os.PathLike, model: M.Model, optimizer, keep: int = 3):
+        self.directory = Path(directory)
+        self.model = model
+        self.progress = _Progress()
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=optimizer, progress=self.progress
+        )
+        try:
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, str(self.directory), max_to_keep=keep, checkpoint_name="ckpt"
+            )
+            self.best_manager = tf.train.CheckpointManager(
+                self.checkpoint, str(self.directory / "best"), max_to_keep=1, checkpoint_name="ckpt"
+            )
+        except (OSError, tf.errors.OpError) as e:
+            raise CheckpointError(
+                f"{self.directory}: cannot use as checkpoint folder ({e})"
+            ) from None
+
+    @property
+    def latest(self) -> str | None:
+        return self.manager.latest_checkpoint
+
+    def restore(self, seed: int) -> dict[str, Any]:
+        """Load the latest checkpoint; returns ``epoch``, ``step_in_epoch``, ``loss_sum``,
+        ``correct`` and ``history``. Any mismatch is a :class:`CheckpointError`."""
+        prefix = self.latest
+        if prefix is None:
+            raise CheckpointError(f"{self.directory}: no checkpoint to resume from")
+        check_compatible(self.model, prefix)
+        try:
+            self.checkpoint.read(prefix).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(f"{prefix}: does not match this training run ({first})") from None
+        if int(self.progress.seed) != int(seed):
+            raise CheckpointError(
+                f"{prefix}: was written by a run with seed {int(self.progress.seed)}, not {seed}"
+            )
+        return {
+            "epoch": int(self.progress.epoch),
+            "step_in_epoch": int(self.progress.step_in_epoch),
+            "loss_sum": float(self.progress.loss_sum),
+            "correct": int(self.progress.correct),
+            "history": json.loads(self.progress.history.numpy().decode()),
+        }
+
+    def save(self, seed, epoch, step_in_epoch, loss_sum, correct, history, global_step) -> str:
+        p = self.progress
+        p.seed.assign(int(seed))
+        p.epoch.assign(int(epoch))
+        p.step_in_epoch.assign(int(step_in_epoch))
+        p.loss_sum.assign(float(loss_sum))
+        p.correct.assign(int(correct))
+        p.history.assign(json.dumps(list(history)))
+        try:
+            return self.manager.save(checkpoint_number=int(global_step))
+        except (OSError, tf.errors.OpError) as e:
+            raise CheckpointError(f"{self.directory}: cannot write checkpoint ({e})") from None
+
+    def save_if_best(self, accuracy: float, global_step: int) -> bool:
+        """Keep this state as ``best/`` when ``accuracy`` beats every earlier one."""
+        if accuracy <= float(self.progress.best):
+            return False
+        self.progress.best.assign(float(accuracy))
+        self.best_manager.save(checkpoint_number=int(global_step))
+        return True

@@ -88,7 +88,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The training flags, shared by ``rawtf train`` and ``examples/train_mnist.py``."""
     parser.add_argument("--model", default="tutorial", choices=MODEL_NAMES, help="architecture")
     add_data_arguments(parser)
-    parser.add_argument("--epochs", type=_positive_int, default=3, metavar="N")
+    parser.add_argument(
+        "--epochs", type=_positive_int, metavar="N", help="epochs to train in all (default 3)"
+    )
     parser.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -125,6 +127,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="random rotation (±10°), zoom (±10%%) and shift (±10%%) of training images",
     )
+    parser.add_argument(
+        "--logdir", metavar="DIR", help="write TensorBoard summaries here (needs tensorboard)"
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="bit-identical reruns: TensorFlow's op determinism (slower)",
+    )
     add_common_arguments(parser)
 
 
@@ -149,6 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, metavar="RUN_DIR", help="the run folder to create")
     train.add_argument(
         "--overwrite", action="store_true", help="start an existing run folder afresh"
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in RUN_DIR from its last checkpoint, with its own settings",
+    )
+    train.add_argument(
+        "--save-every-steps",
+        type=_positive_int,
+        metavar="N",
+        help="also checkpoint every N steps (always after each epoch)",
     )
 
     evaluate = commands.add_parser(
@@ -183,6 +204,42 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--out", required=True, metavar="DIR")
     add_common_arguments(explore)
     return parser
+
+
+TRAIN_SETTINGS = (
+    "model",
+    "init",
+    "data",
+    "data_dir",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "schedule",
+    "seed",
+    "train_limit",
+    "validation_split",
+    "augment",
+)
+
+
+def prepare_training(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> None:
+    """Fill in defaults that depend on other flags, and switch on op determinism when
+    asked. With ``stored`` (a resumed run's settings) those settings win, except a larger
+    ``--epochs`` given now."""
+    if stored is not None:
+        epochs = args.epochs
+        for key in TRAIN_SETTINGS:
+            if key in stored:
+                setattr(args, key, stored[key])
+        if epochs is not None:
+            args.epochs = epochs
+    if args.epochs is None:
+        args.epochs = 3
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def load_labelled(args: argparse.Namespace):
@@ -239,38 +296,42 @@ def _train(args: argparse.Namespace) -> int:
     import rawtf
     from rawtf import runs
 
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other")
+    stored = runs.read_config(args.out).get("train") if args.resume else None
+    prepare_training(args, stored)
     train, validation, test = load_training_data(args)
-    run_dir = runs.prepare(args.out, overwrite=args.overwrite)
+    run_dir = Path(args.out) if args.resume else runs.prepare(args.out, overwrite=args.overwrite)
     model = rawtf.get_model(args.model, init=args.init, seed=args.seed)
     optimizer = make_optimizer(args, len(train[0]))
-    print(f"training {args.model} on {len(train[0])} images for {args.epochs} epoch(s)")
-    history = rawtf.fit(
-        model,
-        optimizer,
-        train,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_data=validation,
-        seed=args.seed,
-        augment=args.augment,
-    )
     settings = {
-        key: getattr(args, key)
-        for key in (
-            "data",
-            "data_dir",
-            "epochs",
-            "batch_size",
-            "optimizer",
-            "lr",
-            "schedule",
-            "seed",
-            "train_limit",
-            "validation_split",
-            "augment",
-        )
+        "train": {key: getattr(args, key) for key in TRAIN_SETTINGS},
+        "train_size": len(train[0]),
     }
-    runs.save_run(run_dir, model, history, {"train": settings, "train_size": len(train[0])})
+    runs.write_config(run_dir, model, settings)
+    print(f"training {args.model} on {len(train[0])} images for {args.epochs} epoch(s)")
+    try:
+        history = rawtf.fit(
+            model,
+            optimizer,
+            train,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_data=validation,
+            seed=args.seed,
+            augment=args.augment,
+            checkpoint_dir=str(run_dir / runs.CHECKPOINTS),
+            save_every_steps=args.save_every_steps,
+            resume=bool(args.resume),
+            logdir=args.logdir,
+        )
+    except rawtf.TrainingInterrupted as e:
+        raise rawtf.TrainingInterrupted(
+            f"{e} (rawtf train --out {run_dir} --resume)".replace(
+                "; run again with resume (--resume) to continue", "; continue with"
+            )
+        ) from None
+    runs.save_run(run_dir, model, history, settings)
     _try_plot(lambda plots: plots.plot_history(history, run_dir / runs.PLOTS / "history.png"))
     print(f"saved run to {run_dir}")
     if test is not None:
@@ -405,8 +466,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def run_guarded(function: Callable[[], int]) -> int:
     """Run ``function``; a :class:`RawtfError` becomes one ``rawtf: error:`` line and
     status 2, Ctrl-C status 130."""
+    from rawtf.errors import TrainingInterrupted
+
     try:
         return function()
+    except TrainingInterrupted as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 130
     except RawtfError as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"{PROG}: error: {message}", file=sys.stderr)

@@ -24,3 +24,11 @@ class CheckpointError(RawtfError):
 
 class ConfigError(RawtfError, ValueError):
     """An argument or setting has a value rawtf does not accept (unknown model, bad rate, ...)."""
+
+
+class TrainingError(RawtfError):
+    """Training cannot go on: a non-finite loss, say. The last checkpoint stays intact."""
+
+
+class TrainingInterrupted(RawtfError):
+    """Training was interrupted (Ctrl-C); a checkpoint was saved at the last finished step."""

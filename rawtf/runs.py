@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ CONFIG = "config.json"
 HISTORY = "history.json"
 MODEL = "model"
 PLOTS = "plots"
+CHECKPOINTS = "checkpoints"
+LOGS = "logs"
+#: The entries rawtf itself writes in a run folder; --overwrite replaces only these.
+OWN_ENTRIES = (CONFIG, HISTORY, MODEL, PLOTS, CHECKPOINTS)
 
 
 @dataclasses.dataclass
@@ -43,20 +48,47 @@ class Run:
 
 def prepare(directory: str | os.PathLike, overwrite: bool = False) -> Path:
     """Make ``directory`` ready for a new run. An existing non-empty folder is an error
-    unless ``overwrite``, in which case only rawtf's own entries in it are replaced when
-    the run is saved."""
+    unless ``overwrite``, which removes rawtf's own entries in it (config, history, model,
+    plots, checkpoints) and leaves anything else alone."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory}: exists and is not a folder")
-    if directory.is_dir() and any(directory.iterdir()) and not overwrite:
-        raise ConfigError(
-            f"{directory}: run folder exists and is not empty (pass --overwrite to start it afresh)"
-        )
+    if directory.is_dir() and any(directory.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"{directory}: run folder exists and is not empty (pass --resume to continue "
+                "it or --overwrite to start it afresh)"
+            )
+        for name in OWN_ENTRIES:
+            entry = directory / name
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            elif entry.exists():
+                entry.unlink()
     try:
         (directory / PLOTS).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"{directory}: cannot create run folder ({e.strerror or e})") from None
     return directory
+
+
+def write_config(directory: str | os.PathLike, model: Model, settings: dict[str, Any]) -> Path:
+    """Record what produces this run (model and ``settings``) in ``config.json``, before
+    training starts, so that an interrupted run can be resumed with the same settings."""
+    config = {
+        "format": "rawtf-run",
+        "rawtf_version": __version__,
+        "model": model.config,
+        **settings,
+    }
+    path = Path(directory) / CONFIG
+    C.write_json_atomically(config, path)
+    return path
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """A run folder's ``config.json``."""
+    return C.read_json_config(Path(directory) / CONFIG, "rawtf-run", "run")
 
 
 def save_run(directory: str | os.PathLike, model: Model, history, settings: dict[str, Any]) -> Path:
@@ -65,20 +97,14 @@ def save_run(directory: str | os.PathLike, model: Model, history, settings: dict
     C.save(model, directory / MODEL)
     rows = getattr(history, "epochs", history)
     C.write_json_atomically(list(rows), directory / HISTORY)
-    config = {
-        "format": "rawtf-run",
-        "rawtf_version": __version__,
-        "model": model.config,
-        **settings,
-    }
-    C.write_json_atomically(config, directory / CONFIG)
+    write_config(directory, model, settings)
     return directory
 
 
 def load_run(directory: str | os.PathLike) -> Run:
     """Load a run folder: its config, model and history."""
     directory = Path(directory)
-    config = C.read_json_config(directory / CONFIG, "rawtf-run", "run")
+    config = read_config(directory)
     model = C.load(directory / MODEL)
     try:
         history = json.loads((directory / HISTORY).read_text())

@@ -8,8 +8,11 @@ come from the stateless seed ``(seed, s)``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -18,7 +21,7 @@ from typing import Any
 from rawtf import data as D
 from rawtf import metrics
 from rawtf._tf import import_tensorflow
-from rawtf.errors import ConfigError
+from rawtf.errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
 from rawtf.optim import Optimizer
 
 tf = import_tensorflow()
@@ -127,10 +130,10 @@ _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def make_train_step(model, optimizer: Optimizer):
-    """A compiled step ``(images, labels, seed) -> (loss, correct count)`` that applies one
-    update; ``seed`` is the stateless ``[2]`` seed of the step's dropout masks,
-    ``(run seed, global step)`` in :func:`fit`. Made once per model and optimiser, so
-    repeated :func:`fit` calls reuse the traced graph."""
+    """A compiled step ``(images, labels, seed) -> (loss, correct count, loss is finite)``
+    that applies one update (none when the loss is not finite); ``seed`` is the stateless
+    ``[2]`` seed of the step's dropout masks, ``(run seed, global step)`` in :func:`fit`.
+    Made once per model and optimiser, so repeated :func:`fit` calls reuse the traced graph."""
     per_model = _STEPS.setdefault(model, weakref.WeakKeyDictionary())
     if optimizer in per_model:
         return per_model[optimizer]
@@ -143,9 +146,15 @@ def make_train_step(model, optimizer: Optimizer):
             logits = model(images, training=True, seed=seed)
             loss = cross_entropy(logits, labels)
         gradients = tape.gradient(loss, variables)
-        optimizer.apply(gradients, variables)
+        finite = tf.math.is_finite(loss)
+        # A non-finite loss leaves the weights as they were; fit() then stops with an error.
+        tf.cond(
+            finite,
+            lambda: optimizer.apply(gradients, variables) or tf.constant(True),
+            lambda: tf.constant(False),
+        )
         predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
-        return loss, tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int64))
+        return loss, tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int64)), finite
 
     per_model[optimizer] = train_step
     return train_step
@@ -169,6 +178,31 @@ def _progress(total: int, desc: str, verbose: int):
     )
 
 
+class _InterruptFlag:
+    """While installed, Ctrl-C (SIGINT) only raises a flag that the loop checks after each
+    step; a second Ctrl-C interrupts at once. rawtf installs its own handler even where a
+    parent left SIGINT ignored."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
 def fit(
     model,
     optimizer: Optimizer,
@@ -182,9 +216,14 @@ def fit(
     initial_epoch: int = 0,
     print_fn: Callable[[str], Any] = print,
     augment=None,
+    checkpoint_dir: str | None = None,
+    save_every_steps: int | None = None,
+    resume: bool | str = "auto",
+    keep_checkpoints: int = 3,
+    logdir: str | None = None,
 ) -> History:
-    """Train ``model`` on ``train_data = (x, y)`` for ``epochs`` epochs and return the
-    :class:`History` (train loss/accuracy, validation loss/accuracy, seconds per epoch).
+    """Train ``model`` on ``train_data = (x, y)`` until epoch ``initial_epoch + epochs`` and
+    return the :class:`History` (train loss/accuracy, validation loss/accuracy, seconds).
 
     ``x`` is uint8 pixels or floats in [0, 1]; ``y`` integer or one-hot labels. Each epoch is
     one pass in the order :func:`rawtf.data.epoch_order` gives; the last batch may be short.
@@ -194,11 +233,32 @@ def fit(
     Each callback is called as ``callback(epoch, history)`` after every epoch; one that
     returns ``True`` stops training (see :class:`EarlyStopping`). Callbacks with an
     ``on_train_end()`` method have it called when training ends.
+
+    With ``checkpoint_dir``, the model, optimiser and progress are saved after every epoch
+    and every ``save_every_steps`` steps (the last ``keep_checkpoints``, and the best by
+    validation accuracy in ``best/``); Ctrl-C saves at the last finished step and raises
+    :class:`rawtf.errors.TrainingInterrupted`. ``resume="auto"`` continues from the latest
+    checkpoint there if any, ``True`` requires one, ``False`` requires there be none. Since
+    data order, augmentation and dropout are functions of ``(seed, epoch, step)``, a resumed
+    run sees exactly the batches and masks it would have seen. A non-finite loss stops
+    training with :class:`rawtf.errors.TrainingError`, leaving the weights and the last
+    checkpoint as they were. ``logdir`` writes TensorBoard summaries (needs tensorboard).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    for name, value, low in (
+        ("epochs", epochs, 1),
+        ("batch_size", batch_size, 1),
+        ("initial_epoch", initial_epoch, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    if save_every_steps is not None and (
+        isinstance(save_every_steps, bool)
+        or not isinstance(save_every_steps, int)
+        or save_every_steps < 1
+    ):
+        raise ConfigError(f"save_every_steps must be a positive integer, got {save_every_steps!r}")
+    if resume not in ("auto", True, False):
+        raise ConfigError(f"resume must be 'auto', True or False, got {resume!r}")
     x = D.check_images(train_data[0], "x_train")
     y = D.check_labels(train_data[1], len(x), model.num_classes, "y_train")
     if validation_data is not None:
@@ -210,42 +270,135 @@ def fit(
         from rawtf.augment import AugmentConfig
 
         augment = AugmentConfig()
+    summaries = _Summaries(logdir, model, optimizer, validation_data) if logdir else None
     train_step = make_train_step(model, optimizer)
     steps = D.steps_per_epoch(len(x), batch_size)
+    end_epoch = initial_epoch + epochs
     history = History()
-    for epoch in range(initial_epoch, initial_epoch + epochs):
-        start = time.perf_counter()
-        loss_sum, correct = tf.constant(0.0), tf.constant(0, tf.int64)
-        step = epoch * steps
-        with _progress(steps, f"epoch {epoch + 1}", verbose) as bar:
-            batches = D.train_dataset(x, y, batch_size, seed, epoch, augment=augment or None)
-            for images, labels in batches:
-                loss, hits = train_step(images, labels, step_seed(seed, step))
-                loss_sum += loss * tf.cast(tf.shape(labels)[0], tf.float32)
-                correct += hits
-                step += 1
-                bar.update(1)
-                if bar.n % 50 == 0 and not bar.disable:
-                    bar.set_postfix(loss=f"{float(loss):.4f}")
-        row = {
-            "epoch": epoch + 1,
-            "loss": float(loss_sum) / len(x),
-            "accuracy": int(correct) / len(x),
-        }
-        if validation_data is not None:
-            val = metrics.evaluate(model, validation_data)
-            row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        row["seconds"] = time.perf_counter() - start
-        history.append(row)
+    start_epoch, start_step, sums = initial_epoch, 0, (0.0, 0)
+    saver = None
+    if checkpoint_dir is not None:
+        from rawtf.checkpoint import TrainingCheckpoint
+
+        saver = TrainingCheckpoint(checkpoint_dir, model, optimizer, keep=keep_checkpoints)
+        if saver.latest and resume is False:
+            raise CheckpointError(
+                f"{checkpoint_dir}: holds checkpoints of an earlier run; resume it or use "
+                "another folder"
+            )
+        if resume is True or (resume == "auto" and saver.latest):
+            state = saver.restore(seed)
+            start_epoch, start_step = state["epoch"], state["step_in_epoch"]
+            sums = (state["loss_sum"], state["correct"])
+            for row in state["history"]:
+                history.append(row)
+            if verbose >= 1:
+                print_fn(
+                    f"resuming from epoch {start_epoch + 1}, step {start_step} ({saver.latest})"
+                )
+
+    def save(epoch, step_in_epoch, loss_sum, correct, global_step):
+        if saver is None:
+            return None
+        path = saver.save(
+            seed, epoch, step_in_epoch, loss_sum, correct, history.epochs, global_step
+        )
         if verbose >= 1:
-            print_fn(format_epoch(row, initial_epoch + epochs))
-        stop = [bool(callback(epoch, history)) for callback in callbacks]
-        if any(stop):
-            break
+            print_fn(f"saved checkpoint at step {global_step}: {path}")
+        return path
+
+    with _InterruptFlag() if saver is not None else contextlib.nullcontext() as interrupt:
+        for epoch in range(start_epoch, end_epoch):
+            start = time.perf_counter()
+            first = start_step if epoch == start_epoch else 0
+            loss_sum, correct = sums if epoch == start_epoch else (0.0, 0)
+            step = epoch * steps + first
+            with _progress(steps, f"epoch {epoch + 1}", verbose) as bar:
+                bar.update(first)
+                batches = D.train_dataset(
+                    x, y, batch_size, seed, epoch, start_step=first, augment=augment or None
+                )
+                for position, (images, labels) in enumerate(batches, start=first + 1):
+                    loss, hits, finite = train_step(images, labels, step_seed(seed, step))
+                    if not bool(finite):
+                        last = (
+                            f"; the last checkpoint ({saver.latest}) is intact"
+                            if saver and saver.latest
+                            else ""
+                        )
+                        raise TrainingError(
+                            f"non-finite loss ({float(loss)}) at epoch {epoch + 1}, step "
+                            f"{position} (global step {step}); weights were not updated{last}"
+                        )
+                    loss_sum += float(loss) * int(tf.shape(labels)[0])
+                    correct += int(hits)
+                    step += 1
+                    bar.update(1)
+                    if bar.n % 50 == 0 and not bar.disable:
+                        bar.set_postfix(loss=f"{float(loss):.4f}")
+                    if save_every_steps and step % save_every_steps == 0 and position < steps:
+                        save(epoch, position, loss_sum, correct, step)
+                    if interrupt is not None and interrupt.raised:
+                        path = save(epoch, position, loss_sum, correct, step)
+                        raise TrainingInterrupted(
+                            f"interrupted at epoch {epoch + 1}, step {position}; checkpoint saved "
+                            f"to {path}; run again with resume (--resume) to continue"
+                        )
+            row = {"epoch": epoch + 1, "loss": loss_sum / len(x), "accuracy": correct / len(x)}
+            if validation_data is not None:
+                val = metrics.evaluate(model, validation_data)
+                row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            row["seconds"] = time.perf_counter() - start
+            history.append(row)
+            if summaries is not None:
+                summaries.write(row, step)
+            if verbose >= 1:
+                print_fn(format_epoch(row, end_epoch))
+            if saver is not None and "val_accuracy" in row:
+                saver.save_if_best(row["val_accuracy"], step)
+            save(epoch + 1, 0, 0.0, 0, step)
+            stop = [bool(callback(epoch, history)) for callback in callbacks]
+            if any(stop):
+                break
     for callback in callbacks:
         if hasattr(callback, "on_train_end"):
             callback.on_train_end()
     return history
+
+
+class _Summaries:
+    """TensorBoard summaries per epoch: scalars (loss, accuracy, learning rate, validation
+    metrics), a histogram of every variable, and the misclassified validation digits."""
+
+    def __init__(self, logdir, model, optimizer, validation_data):
+        try:
+            import tensorboard  # noqa: F401  (tf.summary's implementation lives there)
+        except ImportError:
+            raise ConfigError(
+                "logdir needs the tensorboard package: pip install 'rawtf[tensorboard]'"
+            ) from None
+        try:
+            self.writer = tf.summary.create_file_writer(str(logdir))
+        except (OSError, tf.errors.OpError) as e:
+            raise ConfigError(f"{logdir}: cannot write TensorBoard logs ({e})") from None
+        self.model, self.optimizer, self.validation = model, optimizer, validation_data
+
+    def write(self, row, step):
+        with self.writer.as_default(step=step):
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
+                if key in row:
+                    tf.summary.scalar(key, row[key])
+            tf.summary.scalar("learning_rate", self.optimizer.current_learning_rate())
+            for path, variable in self.model.variable_map().items():
+                tf.summary.histogram(path, variable)
+            if self.validation is not None:
+                x, y = self.validation
+                _, predicted = metrics.predict(self.model, x[:2000])
+                wrong = (predicted != y[: len(predicted)]).nonzero()[0][:16]
+                if len(wrong):
+                    images = D.to_float(x[wrong])
+                    tf.summary.image("misclassified", images, max_outputs=16)
+        self.writer.flush()
 
 
 def format_epoch(row: dict[str, float], total_epochs: int) -> str:

@@ -71,6 +71,7 @@ def test_train_writes_a_run_folder_that_loads_back(capsys, trained_run):
     lines = out.strip().splitlines()
     assert RESULT_LINE.match(lines[-1])
     assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoints",
         "config.json",
         "history.json",
         "model",

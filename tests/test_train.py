@@ -130,7 +130,7 @@ def test_validation_and_callbacks(small_mnist):
 def test_fit_rejects_bad_arguments(small_mnist):
     (x, y), _ = small_mnist
     model = rawtf.get_model("tutorial")
-    with pytest.raises(ConfigError, match="epochs must be a positive integer"):
+    with pytest.raises(ConfigError, match="epochs must be an integer >= 1"):
         rawtf.fit(model, rawtf.Adam(), (x, y), epochs=0)
     with pytest.raises(ConfigError, match="batch_size"):
         rawtf.fit(model, rawtf.Adam(), (x, y), batch_size=0)

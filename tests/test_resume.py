@@ -1,0 +1,306 @@
+"""Training checkpoints: exact resumption, interruption, non-finite losses, mismatches."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import rawtf
+from rawtf import data as D
+from rawtf import train
+from rawtf.checkpoint import TrainingCheckpoint
+from rawtf.errors import CheckpointError, TrainingError, TrainingInterrupted
+from tests.conftest import tf
+
+
+@pytest.fixture(scope="module")
+def subset(small_mnist):
+    (x, y), (xv, yv) = small_mnist
+    return (x[:640], y[:640]), (xv[:200], yv[:200])
+
+
+def weights(model):
+    return {k: v.numpy() for k, v in model.variable_map().items()}
+
+
+def run(subset, ckpt, epochs, resume="auto", seed=3, save_every=None, verbose=0):
+    model = rawtf.get_model("deep_bn", seed=0)  # batch-norm state and dropout both matter
+    optimizer = rawtf.Adam(rawtf.schedules.OneCycle(3e-3, 2 * 10))
+    history = rawtf.fit(
+        model,
+        optimizer,
+        subset[0],
+        epochs=epochs,
+        batch_size=64,
+        seed=seed,
+        validation_data=subset[1],
+        checkpoint_dir=ckpt,
+        resume=resume,
+        save_every_steps=save_every,
+        verbose=verbose,
+        augment=True,
+        print_fn=lambda s: None,
+    )
+    return model, optimizer, history
+
+
+def test_one_epoch_then_resume_equals_two_straight(subset, tmp_path):
+    straight, opt_a, hist_a = run(subset, str(tmp_path / "a"), epochs=2)
+    _, _, _ = run(subset, str(tmp_path / "b"), epochs=1)
+    resumed, opt_b, hist_b = run(subset, str(tmp_path / "b"), epochs=2, resume=True)
+    assert int(opt_a.iterations) == int(opt_b.iterations) == 20
+    assert [r["epoch"] for r in hist_b.epochs] == [1, 2]
+    assert hist_b.epochs[0]["loss"] == hist_a.epochs[0]["loss"]
+    # Without op determinism multi-threaded kernels may round differently between
+    # processes; within this process the arithmetic repeats, so the match is tight.
+    for key, value in weights(straight).items():
+        np.testing.assert_allclose(weights(resumed)[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert (tmp_path / "a" / "best").is_dir()
+
+
+def test_interrupt_saves_and_resumes_mid_epoch(subset, tmp_path, monkeypatch):
+    original = D.train_dataset
+
+    def interrupting(*args, **kwargs):  # Ctrl-C arrives during the 4th step of epoch 1
+        for i, batch in enumerate(original(*args, **kwargs)):
+            if kwargs.get("start_step", 0) == 0 and args[4] == 0 and i == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            yield batch
+
+    monkeypatch.setattr(D, "train_dataset", interrupting)
+    with pytest.raises(
+        TrainingInterrupted, match="interrupted at epoch 1, step 4; checkpoint saved"
+    ):
+        run(subset, str(tmp_path / "c"), epochs=2)
+    monkeypatch.setattr(D, "train_dataset", original)
+    assert TrainingCheckpoint(
+        tmp_path / "c", rawtf.get_model("deep_bn"), rawtf.Adam()
+    ).latest.endswith("ckpt-4")
+    lines = []
+    model = rawtf.get_model("deep_bn", seed=0)
+    rawtf.fit(
+        model,
+        rawtf.Adam(rawtf.schedules.OneCycle(3e-3, 20)),
+        subset[0],
+        epochs=2,
+        batch_size=64,
+        seed=3,
+        validation_data=subset[1],
+        checkpoint_dir=str(tmp_path / "c"),
+        augment=True,
+        print_fn=lines.append,
+    )
+    assert lines[0].startswith("resuming from epoch 1, step 4")
+    straight, _, _ = run(subset, str(tmp_path / "d"), epochs=2)
+    for key, value in weights(straight).items():
+        np.testing.assert_allclose(weights(model)[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_sigint_handler_is_installed_even_when_ignored(subset, tmp_path, monkeypatch):
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        flag = train._InterruptFlag()
+        with flag:
+            os.kill(os.getpid(), signal.SIGINT)
+        assert flag.raised
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # restored afterwards
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(subset, tmp_path):
+    model = rawtf.get_model("three_conv", seed=0)
+    optimizer = rawtf.optim.SGD(1e6)  # diverges within a few steps
+    with pytest.raises(TrainingError, match=r"non-finite loss .* at epoch 1, step \d+ .*is intact"):
+        rawtf.fit(
+            model,
+            optimizer,
+            subset[0],
+            epochs=1,
+            batch_size=32,
+            verbose=0,
+            checkpoint_dir=str(tmp_path / "n"),
+            save_every_steps=1,
+        )
+    for value in weights(model).values():
+        assert np.isfinite(value).all()
+    check = TrainingCheckpoint(tmp_path / "n", rawtf.get_model("three_conv"), rawtf.optim.SGD(1e6))
+    check.checkpoint.optimizer.build(check.model.trainable_variables)
+    assert check.restore(seed=0)["epoch"] == 0
+
+
+def test_resume_rules_and_mismatches(subset, tmp_path):
+    ckpt = str(tmp_path / "r")
+    with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
+        run(subset, ckpt, epochs=1, resume=True)
+    run(subset, ckpt, epochs=1)
+    with pytest.raises(CheckpointError, match="holds checkpoints of an earlier run"):
+        run(subset, ckpt, epochs=2, resume=False)
+    with pytest.raises(CheckpointError, match="seed 3, not 4"):
+        run(subset, ckpt, epochs=2, seed=4)
+    other = rawtf.get_model("three_conv")
+    with pytest.raises(
+        CheckpointError, match="does not match model 'three_conv'.*missing weights/W_fc1"
+    ):
+        rawtf.fit(other, rawtf.Adam(), subset[0], epochs=2, verbose=0, checkpoint_dir=ckpt, seed=3)
+
+
+def _cli(*argv, **kwargs):
+    import subprocess
+
+    from tests.conftest import PYTHON, ROOT, python_env
+
+    env = python_env()
+    env["PYTHONUNBUFFERED"] = "1"
+    return subprocess.Popen(
+        [PYTHON, "-m", "rawtf.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        **kwargs,
+    )
+
+
+def _finish(proc, timeout=600):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-2000:]
+    return out
+
+
+def test_deterministic_resume_gives_identical_weights(tmp_path):
+    """Under --deterministic (process-wide op determinism, hence subprocesses), 2 epochs
+    straight and 1 epoch + resume + 1 epoch give bit-identical weights. The schedule is
+    constant: one-cycle and cosine span the planned run, so planning 1 epoch and then
+    extending to 2 is a different schedule by design."""
+    common = [
+        "--schedule",
+        "constant",
+        "--model",
+        "deep_bn",
+        "--train-limit",
+        "768",
+        "--batch-size",
+        "64",
+        "--augment",
+        "--deterministic",
+        "--seed",
+        "5",
+    ]
+    _finish(_cli("train", *common, "--epochs", "2", "--out", str(tmp_path / "straight")))
+    _finish(_cli("train", *common, "--epochs", "1", "--out", str(tmp_path / "split")))
+    out = _finish(
+        _cli(
+            "train",
+            "--resume",
+            "--deterministic",
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path / "split"),
+        )
+    )
+    assert "resuming from epoch 2, step 0" in out
+    a = rawtf.runs.load_run(tmp_path / "straight").model
+    b = rawtf.runs.load_run(tmp_path / "split").model
+    for key, value in weights(a).items():
+        np.testing.assert_array_equal(weights(b)[key], value, err_msg=key)
+
+
+def test_kill_9_loses_at_most_save_every_steps(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [
+        "--model",
+        "three_conv",
+        "--train-limit",
+        "3200",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "2",
+        "--save-every-steps",
+        "10",
+        "--out",
+        str(run_dir),
+    ]
+    proc = _cli("train", *args)
+    saved = None
+    for line in proc.stdout:  # wait for a line the run prints, never a fixed sleep
+        if line.startswith("saved checkpoint at step 30"):
+            saved = 30
+            proc.kill()  # SIGKILL: no handler runs
+            break
+    proc.wait(timeout=60)
+    assert saved == 30 and proc.returncode == -signal.SIGKILL
+    out = _finish(_cli("train", "--resume", "--out", str(run_dir)))
+    first = next(line for line in out.splitlines() if line.startswith("resuming from"))
+    step = int(first.split("step ")[1].split()[0])
+    assert first.startswith("resuming from epoch 1,") and 30 <= step < 40
+    assert rawtf.runs.load_run(run_dir).history[-1]["epoch"] == 2
+
+
+def test_ctrl_c_in_the_command_saves_and_exits_cleanly(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _cli(
+        "train",
+        "--model",
+        "three_conv",
+        "--train-limit",
+        "3200",
+        "--batch-size",
+        "32",
+        "--save-every-steps",
+        "10",
+        "--out",
+        str(run_dir),
+    )
+    for line in proc.stdout:
+        if line.startswith("saved checkpoint at step 20"):
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.count("\n") == 1 and err.startswith("rawtf: interrupted at epoch 1, step ")
+    assert f"rawtf train --out {run_dir} --resume" in err
+    assert "Traceback" not in err
+
+
+def test_logdir_writes_scalars_histograms_and_images(subset, tmp_path):
+    model = rawtf.get_model("three_conv", seed=0)
+    rawtf.fit(
+        model,
+        rawtf.Adam(),
+        subset[0],
+        epochs=2,
+        batch_size=64,
+        verbose=0,
+        validation_data=subset[1],
+        logdir=str(tmp_path / "logs"),
+    )
+    tags = {}
+    for path in (tmp_path / "logs").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    for tag in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "misclassified"):
+        assert tags.get(tag) == [10, 20], (tag, sorted(tags))
+    assert "weights/W_conv1" in tags and "biases/out" in tags
+
+
+def test_logdir_without_tensorboard_is_a_clear_error(subset, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard -> ImportError
+    with pytest.raises(rawtf.ConfigError, match=r"logdir needs the tensorboard package"):
+        rawtf.fit(
+            rawtf.get_model("three_conv"),
+            rawtf.Adam(),
+            subset[0],
+            verbose=0,
+            logdir=str(tmp_path / "logs"),
+        )
+    assert not (tmp_path / "logs").exists()
