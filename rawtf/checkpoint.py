@@ -142,7 +142,11 @@ def check_compatible(model: M.Model, prefix: str) -> None:
 def restore_variables(model: M.Model, prefix: str) -> None:
     """Load the checkpoint at ``prefix`` into ``model`` after checking that it matches."""
     check_compatible(model, prefix)
-    tf.train.Checkpoint(model=model).read(prefix).assert_existing_objects_matched()
+    try:
+        tf.train.Checkpoint(model=model).read(prefix).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{prefix}: cannot restore ({first})") from None
 
 
 def load(directory: str | os.PathLike) -> M.Model:

@@ -182,6 +182,8 @@ def resolve_mnist_dir(data_dir: str | os.PathLike | None = None, download: bool 
     for explicit, origin in ((data_dir, "data_dir"), (os.environ.get(DATA_DIR_ENV), DATA_DIR_ENV)):
         if explicit:
             directory = Path(explicit).expanduser()
+            if directory.exists() and not directory.is_dir():
+                raise DataError(f"{directory}: MNIST folder ({origin}) is a file, not a folder")
             if not directory.is_dir():
                 raise DataError(f"{directory}: MNIST folder ({origin}) does not exist")
             if not _complete(directory):
@@ -277,10 +279,14 @@ def load_mnist(
 # ------------------------------------------------------------------- arrays and checks
 
 
-def check_images(x, name: str = "x") -> np.ndarray:
+def check_images(x, name: str = "x", shape: tuple[int, int, int] | None = None) -> np.ndarray:
     """Validate images and return them as NHWC: uint8 (0-255) kept as uint8, floats as
-    float32 that must lie in [0, 1]. Accepts (N, H, W), (N, H, W, C) and (N, 784)."""
-    x = np.asarray(x)
+    float32 that must lie in [0, 1]. Accepts (N, H, W), (N, H, W, C) and (N, 784); with
+    ``shape`` (H, W, C) each image must have that shape."""
+    try:
+        x = np.asarray(x)
+    except (ValueError, TypeError) as e:  # ragged nested lists, say
+        raise DataError(f"{name}: not an array of images ({e})") from None
     if x.ndim == 2 and x.shape[1] == 784:
         x = x.reshape(-1, 28, 28)
     if x.ndim == 3:
@@ -292,6 +298,12 @@ def check_images(x, name: str = "x") -> np.ndarray:
         )
     if x.shape[0] == 0:
         raise DataError(f"{name}: no images (empty array)")
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        h, w, c = shape
+        raise DataError(
+            f"{name}: expected images of shape ({h}, {w}) or ({h}, {w}, {c}), "
+            f"got {tuple(x.shape[1:])} per image"
+        )
     if x.dtype == np.uint8:
         return x
     if not np.issubdtype(x.dtype, np.floating):
@@ -310,7 +322,10 @@ def check_images(x, name: str = "x") -> np.ndarray:
 
 def check_labels(y, n: int, num_classes: int = 10, name: str = "y") -> np.ndarray:
     """Validate labels for ``n`` images: integer classes (N,) or one-hot (N, C). Returns int32."""
-    y = np.asarray(y)
+    try:
+        y = np.asarray(y)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{name}: not an array of labels ({e})") from None
     if y.ndim == 2 and y.shape[1] == num_classes:
         y = y.argmax(axis=1)
     if y.ndim != 1:

@@ -12,6 +12,7 @@ import numpy as np
 
 from rawtf import data as D
 from rawtf._tf import import_tensorflow
+from rawtf.errors import DataError
 
 tf = import_tensorflow()
 
@@ -43,8 +44,10 @@ def _compiled(model):
 def evaluate(model, data, batch_size: int = 1000) -> dict[str, float]:
     """``{"loss", "accuracy", "count"}`` of ``model`` on ``data = (x, y)``, in inference
     mode. ``x`` is uint8 pixels or floats in [0, 1]; ``y`` integer or one-hot labels."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise DataError("data: expected a pair (images, labels)")
     x, y = data
-    x = D.check_images(x, "x")
+    x = D.check_images(x, "x", model.input_shape)
     y = D.check_labels(y, len(x), model.num_classes, "y")
     sums, _ = _compiled(model)
     total_loss, total_correct = 0.0, 0
@@ -57,7 +60,7 @@ def evaluate(model, data, batch_size: int = 1000) -> dict[str, float]:
 
 def predict(model, x, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """``(probabilities (N, classes) float32, labels (N,) int64)`` for images ``x``."""
-    x = D.check_images(x, "x")
+    x = D.check_images(x, "x", model.input_shape)
     _, probabilities = _compiled(model)
     probs = np.concatenate([probabilities(b).numpy() for b in D.eval_dataset(x, None, batch_size)])
     return probs, probs.argmax(axis=1)

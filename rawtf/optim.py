@@ -40,8 +40,13 @@ class Optimizer(tf.Module):
             raise ConfigError(f"{name}: global_clipnorm must be positive, got {global_clipnorm}")
         self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
         if not callable(learning_rate):
-            learning_rate = float(learning_rate)
-            if not learning_rate > 0:
+            try:
+                learning_rate = float(learning_rate)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{name}: learning rate must be a number or a schedule, got {learning_rate!r}"
+                ) from None
+            if not 0 < learning_rate < float("inf"):
                 raise ConfigError(f"{name}: learning rate must be positive, got {learning_rate}")
         self.learning_rate = learning_rate
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")

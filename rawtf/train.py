@@ -21,7 +21,13 @@ from typing import Any
 from rawtf import data as D
 from rawtf import metrics
 from rawtf._tf import import_tensorflow
-from rawtf.errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
+from rawtf.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    TrainingError,
+    TrainingInterrupted,
+)
 from rawtf.optim import Optimizer
 
 tf = import_tensorflow()
@@ -259,11 +265,21 @@ def fit(
         raise ConfigError(f"save_every_steps must be a positive integer, got {save_every_steps!r}")
     if resume not in ("auto", True, False):
         raise ConfigError(f"resume must be 'auto', True or False, got {resume!r}")
-    x = D.check_images(train_data[0], "x_train")
+    if not isinstance(optimizer, Optimizer):
+        raise ConfigError(
+            f"optimizer must be a rawtf.optim optimiser, got {type(optimizer).__name__}"
+        )
+    if not isinstance(train_data, (tuple, list)) or len(train_data) != 2:
+        raise DataError("train_data: expected a pair (images, labels)")
+    if validation_data is not None and (
+        not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2
+    ):
+        raise DataError("validation_data: expected a pair (images, labels)")
+    x = D.check_images(train_data[0], "x_train", model.input_shape)
     y = D.check_labels(train_data[1], len(x), model.num_classes, "y_train")
     if validation_data is not None:
         validation_data = (
-            D.check_images(validation_data[0], "x_val"),
+            D.check_images(validation_data[0], "x_val", model.input_shape),
             D.check_labels(validation_data[1], len(validation_data[0]), model.num_classes, "y_val"),
         )
     if augment is True:

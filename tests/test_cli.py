@@ -47,6 +47,22 @@ def test_version(capsys):
             ["train", "--out", "OUT", "--validation-split", "1.5"],
             "--validation-split: expected a number in [0, 1)",
         ),
+        (["train", "--out", "OUT", "--data", "/nonexistent/train.csv"], "train.csv: no such file"),
+        (
+            ["train", "--out", "OUT", "--data", "BAD"],
+            "bad.csv:1: header has 2 columns, expected 785",
+        ),
+        (["train", "--out", "OUT", "--resume"], "config.json: no such file"),
+        (["train", "--out", "OUT", "--resume", "--overwrite"], "contradict"),
+        (["evaluate", "OUT"], "no such file (not a rawtf run folder)"),
+        (["predict", "OUT", "x.png"], "no such file (not a rawtf run folder)"),
+        (
+            ["submit", "OUT", "--test", "BAD", "--out", "s.csv"],
+            "no such file (not a rawtf run folder)",
+        ),
+        (["explore", "--data", "BAD", "--out", "OUT"], "bad.csv:1: header has 2 columns"),
+        (["export", "OUT", "OUT2"], "no such file (not a rawtf run folder)"),
+        (["summary", "--model", "resnet"], "invalid choice: 'resnet'"),
         (
             ["train", "--out", "OUT", "--data-dir", "/nonexistent/mnist"],
             "/nonexistent/mnist: MNIST folder (data_dir) does not exist",
@@ -54,7 +70,13 @@ def test_version(capsys):
     ],
 )
 def test_errors_are_one_line_and_exit_2(capsys, tmp_path, argv, message):
-    code, out, err = run_main(capsys, *[str(tmp_path / "run") if a == "OUT" else a for a in argv])
+    (tmp_path / "bad.csv").write_text("label,pixel0\n1,2\n")
+    names = {
+        "OUT": str(tmp_path / "run"),
+        "OUT2": str(tmp_path / "run2"),
+        "BAD": str(tmp_path / "bad.csv"),
+    }
+    code, out, err = run_main(capsys, *[names.get(a, a) for a in argv])
     assert code == 2
     assert not (tmp_path / "run").exists()  # a failed command leaves nothing behind
     assert err.count("\n") == 1 and err.startswith("rawtf: error: ")
