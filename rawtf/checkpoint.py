@@ -12,6 +12,7 @@ is then renamed into place, so an interrupted save never leaves a half-written m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -42,6 +43,28 @@ def _replace_dir(tmp: Path, directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _atomic_folder(directory: Path, marker: str, kind: str):
+    """Yield a temporary folder beside ``directory``; when the block succeeds it replaces
+    ``directory``. An existing ``directory`` without ``marker`` (not a rawtf ``kind``
+    folder) is never replaced, unless it is an empty folder."""
+    if directory.exists() and not (directory / marker).is_file():
+        if not directory.is_dir() or any(directory.iterdir()):
+            raise CheckpointError(
+                f"{directory}: exists and is not a {kind} folder; refusing to replace it"
+            )
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    except OSError as e:
+        raise CheckpointError(f"{directory}: cannot write ({e.strerror or e})") from None
+    try:
+        yield tmp
+        _replace_dir(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_json_atomically(payload: Any, path: Path) -> None:
     """Write ``payload`` as JSON through a temporary file renamed over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -58,17 +81,7 @@ def save(model: M.Model, directory: str | os.PathLike) -> Path:
     """Save ``model`` to ``directory``. An existing rawtf model folder there is replaced;
     any other existing path is left alone and is an error."""
     directory = Path(directory)
-    if directory.exists() and not (directory / CONFIG_FILE).is_file():
-        if not directory.is_dir() or any(directory.iterdir()):
-            raise CheckpointError(
-                f"{directory}: exists and is not a rawtf model folder; refusing to replace it"
-            )
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    except OSError as e:
-        raise CheckpointError(f"{directory}: cannot write ({e.strerror or e})") from None
-    try:
+    with _atomic_folder(directory, CONFIG_FILE, "rawtf model") as tmp:
         tf.train.Checkpoint(model=model).write(str(tmp / VARIABLES_PREFIX))
         config = {
             "format": FORMAT,
@@ -77,9 +90,6 @@ def save(model: M.Model, directory: str | os.PathLike) -> Path:
             "config": model.config,
         }
         write_json_atomically(config, tmp / CONFIG_FILE)
-        _replace_dir(tmp, directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 
@@ -195,17 +205,7 @@ def export_saved_model(model: M.Model, directory: str | os.PathLike) -> Path:
     ``serving_uint8`` takes uint8 pixels ``[None, 28, 28]``; both return ``probabilities``
     ``[None, 10]`` and ``classes`` (int64). Written to a temporary folder, then renamed."""
     directory = Path(directory)
-    if directory.exists() and not (directory / "saved_model.pb").is_file():
-        if not directory.is_dir() or any(directory.iterdir()):
-            raise CheckpointError(
-                f"{directory}: exists and is not a SavedModel folder; refusing to replace it"
-            )
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    except OSError as e:
-        raise CheckpointError(f"{directory}: cannot write ({e.strerror or e})") from None
-    try:
+    with _atomic_folder(directory, "saved_model.pb", "SavedModel") as tmp:
         serving = _Serving(model)
         tf.saved_model.save(
             serving,
@@ -215,9 +215,6 @@ def export_saved_model(model: M.Model, directory: str | os.PathLike) -> Path:
                 "serving_uint8": serving.serve_uint8,
             },
         )
-        _replace_dir(tmp, directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 

@@ -327,9 +327,7 @@ def _train(args: argparse.Namespace) -> int:
         )
     except rawtf.TrainingInterrupted as e:
         raise rawtf.TrainingInterrupted(
-            f"{e} (rawtf train --out {run_dir} --resume)".replace(
-                "; run again with resume (--resume) to continue", "; continue with"
-            )
+            f"{e}; continue with: rawtf train --out {run_dir} --resume"
         ) from None
     runs.save_run(run_dir, model, history, settings)
     _try_plot(lambda plots: plots.plot_history(history, run_dir / runs.PLOTS / "history.png"))

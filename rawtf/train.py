@@ -357,8 +357,8 @@ def fit(
                     if interrupt is not None and interrupt.raised:
                         path = save(epoch, position, loss_sum, correct, step)
                         raise TrainingInterrupted(
-                            f"interrupted at epoch {epoch + 1}, step {position}; checkpoint saved "
-                            f"to {path}; run again with resume (--resume) to continue"
+                            f"interrupted at epoch {epoch + 1}, step {position}; checkpoint "
+                            f"saved to {path}"
                         )
             row = {"epoch": epoch + 1, "loss": loss_sum / len(x), "accuracy": correct / len(x)}
             if validation_data is not None:

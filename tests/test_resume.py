@@ -265,7 +265,7 @@ def test_ctrl_c_in_the_command_saves_and_exits_cleanly(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert err.count("\n") == 1 and err.startswith("rawtf: interrupted at epoch 1, step ")
-    assert f"rawtf train --out {run_dir} --resume" in err
+    assert err.rstrip().endswith(f"continue with: rawtf train --out {run_dir} --resume")
     assert "Traceback" not in err
 
 
