@@ -344,7 +344,8 @@ def fit(
                         )
                         raise TrainingError(
                             f"non-finite loss ({float(loss)}) at epoch {epoch + 1}, step "
-                            f"{position} (global step {step}); weights were not updated{last}"
+                            f"{position} (step {step + 1} of the run); weights were not "
+                            f"updated{last}"
                         )
                     loss_sum += float(loss) * int(tf.shape(labels)[0])
                     correct += int(hits)
