@@ -294,6 +294,21 @@ class Model(tf.Module):
     def output_shape(self, input_shape: Sequence[int | None] | None = None) -> tuple:
         return self.layer_shapes(input_shape)[-1][1]
 
+    def flops_per_image(self) -> int:
+        """Floating-point operations of one forward pass of one image, counted from the
+        layer shapes: a multiply-add is 2 FLOPs (convolutions ``2·H'·W'·k²·C_in·C_out``,
+        dense layers ``2·in·out``); biases, activations, pooling and normalisation are
+        left out as negligible. A training step costs about three times this."""
+        total, shape = 0, (1, *self.input_shape)
+        for spec in self.layers():
+            out = spec.output_shape(shape)
+            if isinstance(spec, Conv):
+                total += 2 * out[1] * out[2] * spec.kernel**2 * shape[-1] * spec.filters
+            elif isinstance(spec, Dense):
+                total += 2 * shape[-1] * spec.units
+            shape = out
+        return total
+
     def count_params(self, trainable: bool | None = None) -> int:
         variables = (
             self.variables

@@ -130,3 +130,14 @@ def test_registry_and_user_models():
     assert tuple(model(tf.zeros((2, 28, 28))).shape) == model.output_shape((2, 28, 28, 1))
     with pytest.raises(ConfigError, match="already registered"):
         rawtf.register_model("test_tiny")(type("Other", (M.Model,), {}))
+
+
+def test_flops_per_image_closed_form():
+    tutorial = M.get_model("tutorial")
+    expected = 2 * (28 * 28 * 25 * 1 * 32 + 14 * 14 * 25 * 32 * 64 + 3136 * 1024 + 1024 * 10)
+    assert tutorial.flops_per_image() == expected
+    three = M.get_model("three_conv")
+    expected = 2 * (
+        26 * 26 * 9 * 64 + 11 * 11 * 9 * 64 * 64 + 3 * 3 * 9 * 64 * 64 + 64 * 64 + 64 * 32 + 32 * 10
+    )
+    assert three.flops_per_image() == expected
