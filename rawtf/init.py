@@ -73,9 +73,12 @@ def declare(
     stream: int,
     trainable: bool = True,
     overrides: Mapping[str, Callable] | None = None,
+    aggregation=None,
 ) -> dict[str, tf.Variable]:
     """One ``tf.Variable`` per ``name: shape``, named ``name``, filled by ``initializer``
     (or by ``overrides[name]`` where given: batch norm's gamma starts at one, say).
+    ``aggregation`` tells a ``tf.distribute`` strategy how replicas' updates combine
+    (default: every replica applies the same all-reduced update, so the first one's is kept).
 
     The k-th variable of ``stream`` draws from the stateless seed ``(seed, stream * 1000 + k)``,
     so weights and biases (different streams) never share random numbers."""
@@ -87,6 +90,7 @@ def declare(
             name=name,
             trainable=trainable,
             dtype=tf.float32,
+            aggregation=aggregation or tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
         for k, (name, shape) in enumerate(shapes.items())
     }

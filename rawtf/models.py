@@ -198,8 +198,16 @@ class Model(tf.Module):
         self.biases = initializers.declare(
             shapes["biases"], bias_init, self.seed, 2, overrides=overrides
         )
+        # Under tf.distribute each replica updates the moving statistics from its own batch;
+        # the replicas' values are averaged.
         self.state = initializers.declare(
-            shapes["state"], initializers.zeros, self.seed, 3, trainable=False, overrides=overrides
+            shapes["state"],
+            initializers.zeros,
+            self.seed,
+            3,
+            trainable=False,
+            overrides=overrides,
+            aggregation=tf.VariableAggregation.MEAN,
         )
 
     # -- what subclasses write

@@ -49,7 +49,13 @@ class Optimizer(tf.Module):
             if not 0 < learning_rate < float("inf"):
                 raise ConfigError(f"{name}: learning rate must be positive, got {learning_rate}")
         self.learning_rate = learning_rate
-        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.iterations = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="iterations",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
         self.slots: list[dict[str, tf.Variable]] = []
         self._positions = _Positions()
 
@@ -72,7 +78,12 @@ class Optimizer(tf.Module):
                 base = var.name.split(":")[0].replace("/", "_")
                 self.slots.append(
                     {
-                        s: tf.Variable(tf.zeros_like(var), trainable=False, name=f"{base}_{s}")
+                        s: tf.Variable(
+                            tf.zeros_like(var),
+                            trainable=False,
+                            name=f"{base}_{s}",
+                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                        )
                         for s in self.slot_names
                     }
                 )

@@ -135,23 +135,47 @@ def cross_entropy(logits, labels):
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def make_train_step(model, optimizer: Optimizer):
-    """A compiled step ``(images, labels, seed) -> (loss, correct count, loss is finite)``
-    that applies one update (none when the loss is not finite); ``seed`` is the stateless
-    ``[2]`` seed of the step's dropout masks, ``(run seed, global step)`` in :func:`fit`.
-    Made once per model and optimiser, so repeated :func:`fit` calls reuse the traced graph."""
-    per_model = _STEPS.setdefault(model, weakref.WeakKeyDictionary())
-    if optimizer in per_model:
-        return per_model[optimizer]
-    variables = model.trainable_variables
-    optimizer.build(variables)
+def make_train_step(model, optimizer: Optimizer, strategy=None):
+    """A compiled step ``(images, labels, seed) -> (mean loss, correct count, loss is
+    finite)`` that applies one update (none when the loss is not finite); ``seed`` is the
+    stateless ``[2]`` seed of the step's dropout masks, ``(run seed, global step)`` in
+    :func:`fit`. Made once per model and optimiser, so repeated :func:`fit` calls reuse the
+    traced graph.
 
-    @tf.function
-    def train_step(images, labels, seed):
+    With a ``tf.distribute`` ``strategy`` the step takes distributed batches: each replica
+    computes its share of the loss, ``sum(per-example losses) / global batch``, the gradients
+    are summed across replicas, and every replica applies the same update. Dropout masks
+    differ per replica (the replica id is folded into the seed)."""
+    per_model = _STEPS.setdefault(model, weakref.WeakKeyDictionary())
+    cached = per_model.get(optimizer)
+    if cached is not None and cached[0] is strategy:
+        return cached[1]
+    variables = model.trainable_variables
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        optimizer.build(variables)
+
+    def replica_gradients(images, labels, seed):
+        """Loss, gradients and hits of one replica's share, summed over replicas."""
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync
+        if replicas > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        if replicas > 1:
+            count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
         with tf.GradientTape() as tape:
             logits = model(images, training=True, seed=seed)
-            loss = cross_entropy(logits, labels)
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            loss = tf.reduce_sum(losses) / count
         gradients = tape.gradient(loss, variables)
+        predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
+        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int64))
+        if replicas > 1:
+            loss, gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, (loss, gradients))
+            correct = context.all_reduce(tf.distribute.ReduceOp.SUM, correct)
+        return loss, correct, gradients
+
+    def update(loss, correct, gradients):
         finite = tf.math.is_finite(loss)
         # A non-finite loss leaves the weights as they were; fit() then stops with an error.
         tf.cond(
@@ -159,10 +183,27 @@ def make_train_step(model, optimizer: Optimizer):
             lambda: optimizer.apply(gradients, variables) or tf.constant(True),
             lambda: tf.constant(False),
         )
-        predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
-        return loss, tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int64)), finite
+        return loss, correct, finite
 
-    per_model[optimizer] = train_step
+    if strategy is None:
+
+        @tf.function
+        def train_step(images, labels, seed):
+            return update(*replica_gradients(images, labels, seed))
+
+    else:
+
+        @tf.function
+        def train_step(images, labels, seed):
+            results = strategy.run(replica_gradients, args=(images, labels, seed))
+            # Every replica holds the same all-reduced values: the first one's are applied,
+            # in cross-replica context, to every copy of the variables.
+            first = tf.nest.map_structure(
+                lambda r: strategy.experimental_local_results(r)[0], results
+            )
+            return update(*first)
+
+    per_model[optimizer] = (strategy, train_step)
     return train_step
 
 
@@ -227,6 +268,7 @@ def fit(
     resume: bool | str = "auto",
     keep_checkpoints: int = 3,
     logdir: str | None = None,
+    strategy=None,
 ) -> History:
     """Train ``model`` on ``train_data = (x, y)`` until epoch ``initial_epoch + epochs`` and
     return the :class:`History` (train loss/accuracy, validation loss/accuracy, seconds).
@@ -286,9 +328,21 @@ def fit(
         from rawtf.augment import AugmentConfig
 
         augment = AugmentConfig()
+    if strategy is not None:
+        outside = [
+            v.name for v in model.variables if not strategy.extended.variable_created_in_scope(v)
+        ]
+        if outside:
+            raise ConfigError(
+                f"model variables ({outside[0]}, ...) were not created under strategy.scope(); "
+                "build the model inside it"
+            )
     summaries = _Summaries(logdir, model, optimizer, validation_data) if logdir else None
-    train_step = make_train_step(model, optimizer)
-    steps = D.steps_per_epoch(len(x), batch_size)
+    train_step = make_train_step(model, optimizer, strategy)
+    # Distributed runs drop a short last batch, so that no replica is ever handed nothing.
+    drop = strategy is not None and strategy.num_replicas_in_sync > 1
+    steps = D.steps_per_epoch(len(x), batch_size, drop_remainder=drop)
+    seen = steps * batch_size if drop else len(x)
     end_epoch = initial_epoch + epochs
     history = History()
     start_epoch, start_step, sums = initial_epoch, 0, (0.0, 0)
@@ -332,8 +386,17 @@ def fit(
             with _progress(steps, f"epoch {epoch + 1}", verbose) as bar:
                 bar.update(first)
                 batches = D.train_dataset(
-                    x, y, batch_size, seed, epoch, start_step=first, augment=augment or None
+                    x,
+                    y,
+                    batch_size,
+                    seed,
+                    epoch,
+                    start_step=first,
+                    augment=augment or None,
+                    drop_remainder=drop,
                 )
+                if strategy is not None:
+                    batches = strategy.experimental_distribute_dataset(batches)
                 for position, (images, labels) in enumerate(batches, start=first + 1):
                     loss, hits, finite = train_step(images, labels, step_seed(seed, step))
                     if not bool(finite):
@@ -347,7 +410,7 @@ def fit(
                             f"{position} (step {step + 1} of the run); weights were not "
                             f"updated{last}"
                         )
-                    loss_sum += float(loss) * int(tf.shape(labels)[0])
+                    loss_sum += float(loss) * min(batch_size, len(x) - (position - 1) * batch_size)
                     correct += int(hits)
                     step += 1
                     bar.update(1)
@@ -361,7 +424,7 @@ def fit(
                             f"interrupted at epoch {epoch + 1}, step {position}; checkpoint "
                             f"saved to {path}"
                         )
-            row = {"epoch": epoch + 1, "loss": loss_sum / len(x), "accuracy": correct / len(x)}
+            row = {"epoch": epoch + 1, "loss": loss_sum / seen, "accuracy": correct / seen}
             if validation_data is not None:
                 val = metrics.evaluate(model, validation_data)
                 row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
