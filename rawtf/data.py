@@ -417,14 +417,15 @@ def train_dataset(
     """One epoch of ``(images float32 NHWC, labels int32)`` batches in the order
     :func:`epoch_order` gives, starting at batch ``start_step``.
 
-    ``x`` and ``y`` are checked arrays (see :func:`check_images`, :func:`check_labels`);
+    ``x`` and ``y`` are checked arrays (see :func:`check_images`, :func:`check_labels`), or
+    those arrays already made tensors, which a caller running many epochs does once;
     gathering, scaling and augmentation (an :class:`rawtf.augment.AugmentConfig`, drawn
     from ``(seed, epoch, step)``) happen inside tf.data, overlapped with training by
     prefetch."""
     from rawtf import augment as A
 
     order = epoch_order(len(x), seed, epoch)[start_step * batch_size :]
-    images, labels = tf.constant(x), tf.constant(y)
+    images, labels = tf.convert_to_tensor(x), tf.convert_to_tensor(y)  # no copy if tensors
     batches = tf.data.Dataset.from_tensor_slices(order).batch(
         batch_size, drop_remainder=drop_remainder
     )

@@ -377,6 +377,7 @@ def fit(
             print_fn(f"saved checkpoint at step {global_step}: {path}")
         return path
 
+    x_tensor, y_tensor = tf.constant(x), tf.constant(y)  # once, not once per epoch
     with _InterruptFlag() if saver is not None else contextlib.nullcontext() as interrupt:
         for epoch in range(start_epoch, end_epoch):
             start = time.perf_counter()
@@ -386,8 +387,8 @@ def fit(
             with _progress(steps, f"epoch {epoch + 1}", verbose) as bar:
                 bar.update(first)
                 batches = D.train_dataset(
-                    x,
-                    y,
+                    x_tensor,
+                    y_tensor,
                     batch_size,
                     seed,
                     epoch,
