@@ -65,7 +65,7 @@ def inverse_transforms(angles, scales, shifts_x, shifts_y, height: int, width: i
 def transform(images, transforms):
     """Warp NHWC float ``images`` by per-image output -> input ``transforms`` [N, 8]."""
     shape = tf.shape(images)
-    return tf.raw_ops.ImageProjectiveTransformV3(
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=tf.cast(transforms, tf.float32),
         output_shape=shape[1:3],
@@ -73,6 +73,7 @@ def transform(images, transforms):
         interpolation="BILINEAR",
         fill_mode="CONSTANT",
     )
+    return tf.ensure_shape(warped, images.shape)  # the op's own output shape is unknown
 
 
 def augment_seed(seed, epoch, step):

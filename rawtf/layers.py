@@ -44,6 +44,15 @@ def _static_shape(x) -> tuple:
     )
 
 
+def _cast_to(t, x):
+    """``t`` in ``x``'s dtype: under mixed precision the float32 variables are used in the
+    compute dtype (bfloat16), and their gradients flow back to them in float32."""
+    if t is None:
+        return None
+    t = tf.convert_to_tensor(t)
+    return t if t.dtype == x.dtype else tf.cast(t, x.dtype)
+
+
 def _check_rank(x, rank: int, layer: str, expected: str):
     if x.shape.rank != rank:
         raise ShapeError(
@@ -116,7 +125,8 @@ def dense_output_shape(input_shape: Sequence[int | None], units: int) -> tuple:
 
 
 def conv2d(x, W, b=None, stride: int = 1, padding: str = "SAME"):
-    """2-D convolution ``x * W (+ b)``; ``W`` is ``[kh, kw, in_channels, out_channels]``."""
+    """2-D convolution ``x * W (+ b)``; ``W`` is ``[kh, kw, in_channels, out_channels]``,
+    used in ``x``'s dtype (so bfloat16 inputs compute in bfloat16)."""
     x = tf.convert_to_tensor(x)
     _check_rank(x, 4, "conv2d", "(N, H, W, C)")
     W = tf.convert_to_tensor(W)
@@ -128,8 +138,8 @@ def conv2d(x, W, b=None, stride: int = 1, padding: str = "SAME"):
             f"expects {W.shape[2]}"
         )
     _positive("stride", stride)
-    y = tf.nn.conv2d(x, W, strides=stride, padding=_padding(padding))
-    return y if b is None else tf.nn.bias_add(y, b)
+    y = tf.nn.conv2d(x, _cast_to(W, x), strides=stride, padding=_padding(padding))
+    return y if b is None else tf.nn.bias_add(y, _cast_to(b, x))
 
 
 def max_pool(x, window: int = 2, stride: int = 2, padding: str = "SAME"):
@@ -151,7 +161,7 @@ def flatten(x):
 
 
 def dense(x, W, b=None):
-    """Affine map ``x @ W (+ b)``; ``W`` is ``[in, out]``."""
+    """Affine map ``x @ W (+ b)``; ``W`` is ``[in, out]``, used in ``x``'s dtype."""
     x = tf.convert_to_tensor(x)
     _check_rank(x, 2, "dense", "(N, D)")
     W = tf.convert_to_tensor(W)
@@ -162,8 +172,8 @@ def dense(x, W, b=None):
             f"dense: input has {x.shape[-1]} features but the weights {_static_shape(W)} "
             f"expect {W.shape[0]}"
         )
-    y = tf.matmul(x, W)
-    return y if b is None else tf.nn.bias_add(y, b)
+    y = tf.matmul(x, _cast_to(W, x))
+    return y if b is None else tf.nn.bias_add(y, _cast_to(b, x))
 
 
 def dropout(x, rate: float, seed=None, training: bool = False):
@@ -223,7 +233,10 @@ def batch_norm(
     NHWC training uses TensorFlow's fused kernel; its variance output carries Bessel's
     ``n/(n-1)``, which is undone so the moving variance matches the biased one. The fused
     kernel rounds differently (about 1e-6 relative per layer, which a deep stack of
-    normalisations amplifies), so the default is the exact two-op form."""
+    normalisations amplifies), so the default is the exact two-op form.
+
+    A bfloat16 ``x`` is normalised with float32 statistics and parameters (the fused kernel
+    takes it as is; the two-op form computes in float32) and the result is bfloat16."""
     x = tf.convert_to_tensor(x)
     if x.shape.rank not in (2, 4):
         raise ShapeError(
@@ -232,6 +245,19 @@ def batch_norm(
     channels = gamma.shape[-1]
     if x.shape[-1] is not None and x.shape[-1] != channels:
         raise ShapeError(f"batch_norm: input has {x.shape[-1]} channels but gamma has {channels}")
+    if x.dtype != tf.float32 and not (fused and training and x.shape.rank == 4):
+        y = batch_norm(
+            tf.cast(x, tf.float32),
+            gamma,
+            beta,
+            moving_mean,
+            moving_variance,
+            training,
+            momentum,
+            epsilon,
+            fused,
+        )
+        return tf.cast(y, x.dtype)
     if not training:
         return tf.nn.batch_normalization(x, moving_mean, moving_variance, beta, gamma, epsilon)
     if fused and x.shape.rank == 4:

@@ -24,6 +24,22 @@ from rawtf.errors import ConfigError, ShapeError
 tf = import_tensorflow()
 
 
+# ------------------------------------------------------------------------- precision
+
+PRECISIONS = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16"}
+
+
+def compute_dtype(precision: str | None) -> tf.DType:
+    """The dtype a forward pass computes in: ``fp32`` (default) or ``bf16`` (bfloat16
+    activations and weights, float32 master variables, statistics and logits)."""
+    if precision is None:
+        return tf.float32
+    try:
+        return tf.as_dtype(PRECISIONS[str(precision).lower()])
+    except KeyError:
+        raise ConfigError(f"precision must be 'fp32' or 'bf16', got {precision!r}") from None
+
+
 # ------------------------------------------------------------------------ layer specs
 
 
@@ -218,17 +234,29 @@ class Model(tf.Module):
         raise NotImplementedError
 
     # -- calling
-    def __call__(self, x, training: bool = False, dropout: bool | None = None, seed=None):
-        """Logits for a batch of images (float32 in [0, 1], NHWC, NHW or N x 784).
+    def __call__(
+        self,
+        x,
+        training: bool = False,
+        dropout: bool | None = None,
+        seed=None,
+        precision: str | None = None,
+    ):
+        """Float32 logits for a batch of images (float32 in [0, 1], NHWC, NHW or N x 784).
 
         ``training`` selects training-mode behaviour (batch statistics in batch norm);
         ``dropout`` (default: ``training``) turns dropout on; ``seed`` is the stateless
-        ``[2]`` integer seed its masks are drawn from (default: a fresh random one)."""
+        ``[2]`` integer seed its masks are drawn from (default: a fresh random one).
+        ``precision="bf16"`` computes in bfloat16 (see :func:`compute_dtype`)."""
+        dtype = compute_dtype(precision)
         x = self._as_input(x)
         dropout = training if dropout is None else dropout
         if dropout and seed is None:
             seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
-        return self.forward(x, training=training, dropout=dropout, seed=seed)
+        if dtype == tf.float32:
+            return self.forward(x, training=training, dropout=dropout, seed=seed)
+        logits = self.forward(tf.cast(x, dtype), training=training, dropout=dropout, seed=seed)
+        return tf.cast(logits, tf.float32)
 
     def _as_input(self, x):
         x = tf.convert_to_tensor(x)

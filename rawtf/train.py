@@ -28,6 +28,7 @@ from rawtf.errors import (
     TrainingError,
     TrainingInterrupted,
 )
+from rawtf.models import compute_dtype
 from rawtf.optim import Optimizer
 
 tf = import_tensorflow()
@@ -135,22 +136,11 @@ def cross_entropy(logits, labels):
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def make_train_step(model, optimizer: Optimizer, strategy=None):
-    """A compiled step ``(images, labels, seed) -> (mean loss, correct count, loss is
-    finite)`` that applies one update (none when the loss is not finite); ``seed`` is the
-    stateless ``[2]`` seed of the step's dropout masks, ``(run seed, global step)`` in
-    :func:`fit`. Made once per model and optimiser, so repeated :func:`fit` calls reuse the
-    traced graph.
-
-    With a ``tf.distribute`` ``strategy`` the step takes distributed batches: each replica
-    computes its share of the loss, ``sum(per-example losses) / global batch``, the gradients
-    are summed across replicas, and every replica applies the same update. Dropout masks
-    differ per replica (the replica id is folded into the seed)."""
-    per_model = _STEPS.setdefault(model, weakref.WeakKeyDictionary())
-    cached = per_model.get(optimizer)
-    if cached is not None and cached[0] is strategy:
-        return cached[1]
+def _step_body(model, optimizer: Optimizer, strategy, precision):
+    """The uncompiled step ``(images, labels, seed) -> (mean loss, correct, finite, count)``
+    shared by :func:`make_train_step` and :func:`make_train_loop`."""
     variables = model.trainable_variables
+    compute_dtype(precision)  # an unknown precision fails here, before any tracing
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         optimizer.build(variables)
 
@@ -164,7 +154,7 @@ def make_train_step(model, optimizer: Optimizer, strategy=None):
         if replicas > 1:
             count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
         with tf.GradientTape() as tape:
-            logits = model(images, training=True, seed=seed)
+            logits = model(images, training=True, seed=seed, precision=precision)
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
             loss = tf.reduce_sum(losses) / count
         gradients = tape.gradient(loss, variables)
@@ -173,9 +163,9 @@ def make_train_step(model, optimizer: Optimizer, strategy=None):
         if replicas > 1:
             loss, gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, (loss, gradients))
             correct = context.all_reduce(tf.distribute.ReduceOp.SUM, correct)
-        return loss, correct, gradients
+        return loss, correct, gradients, count
 
-    def update(loss, correct, gradients):
+    def update(loss, correct, gradients, count):
         finite = tf.math.is_finite(loss)
         # A non-finite loss leaves the weights as they were; fit() then stops with an error.
         tf.cond(
@@ -183,18 +173,16 @@ def make_train_step(model, optimizer: Optimizer, strategy=None):
             lambda: optimizer.apply(gradients, variables) or tf.constant(True),
             lambda: tf.constant(False),
         )
-        return loss, correct, finite
+        return loss, correct, finite, count
 
     if strategy is None:
 
-        @tf.function
-        def train_step(images, labels, seed):
+        def step(images, labels, seed):
             return update(*replica_gradients(images, labels, seed))
 
     else:
 
-        @tf.function
-        def train_step(images, labels, seed):
+        def step(images, labels, seed):
             results = strategy.run(replica_gradients, args=(images, labels, seed))
             # Every replica holds the same all-reduced values: the first one's are applied,
             # in cross-replica context, to every copy of the variables.
@@ -203,8 +191,86 @@ def make_train_step(model, optimizer: Optimizer, strategy=None):
             )
             return update(*first)
 
-    per_model[optimizer] = (strategy, train_step)
-    return train_step
+    return step
+
+
+def _cached(model, optimizer, key, make):
+    per_model = _STEPS.setdefault(model, weakref.WeakKeyDictionary())
+    per_optimizer = per_model.setdefault(optimizer, {})
+    if key not in per_optimizer:
+        per_optimizer[key] = make()
+    return per_optimizer[key]
+
+
+def make_train_step(model, optimizer: Optimizer, strategy=None, precision: str | None = None):
+    """A compiled step ``(images, labels, seed) -> (mean loss, correct count, loss is
+    finite)`` that applies one update (none when the loss is not finite); ``seed`` is the
+    stateless ``[2]`` seed of the step's dropout masks, ``(run seed, global step)`` in
+    :func:`fit`. Made once per model, optimiser, strategy and precision, so repeated calls
+    reuse the traced graph.
+
+    With a ``tf.distribute`` ``strategy`` the step takes distributed batches: each replica
+    computes its share of the loss, ``sum(per-example losses) / global batch``, the gradients
+    are summed across replicas, and every replica applies the same update. Dropout masks
+    differ per replica (the replica id is folded into the seed). ``precision="bf16"``
+    computes the forward and backward passes in bfloat16 (float32 variables and loss)."""
+
+    def make():
+        body = _step_body(model, optimizer, strategy, precision)
+
+        @tf.function
+        def train_step(images, labels, seed):
+            return body(images, labels, seed)[:3]
+
+        return train_step
+
+    return _cached(model, optimizer, ("step", strategy, precision), make)
+
+
+def make_train_loop(model, optimizer: Optimizer, strategy=None, precision: str | None = None):
+    """A compiled loop ``(iterator, seed, first_step, count) -> (loss sum, correct, steps
+    done, all finite, last loss)`` that runs up to ``count`` training steps inside one
+    ``tf.function`` call, drawing each batch from ``iterator`` (global step ``first_step + i``
+    uses dropout seed ``(seed, first_step + i)``). It stops early, without updating, at the
+    first non-finite loss. The loss sum is over examples, so sum / examples is the mean.
+    Like Keras's ``steps_per_execution``, this leaves Python once per ``count`` steps."""
+
+    def make():
+        body = _step_body(model, optimizer, strategy, precision)
+
+        @tf.function
+        def train_loop(iterator, seed, first_step, count):
+            def keep_going(i, loss_sum, correct, finite, last):
+                return tf.logical_and(i < count, finite)
+
+            def one_step(i, loss_sum, correct, finite, last):
+                images, labels = next(iterator)
+                step_seed = tf.stack([seed, first_step + tf.cast(i, tf.int64)])
+                loss, hits, ok, n = body(images, labels, step_seed)
+                done = tf.cast(ok, tf.float64)
+                return (
+                    i + tf.cast(ok, tf.int32),
+                    loss_sum + done * tf.cast(loss, tf.float64) * tf.cast(n, tf.float64),
+                    correct + tf.cast(ok, tf.int64) * hits,
+                    ok,
+                    loss,
+                )
+
+            start = (
+                tf.constant(0),
+                tf.constant(0.0, tf.float64),
+                tf.constant(0, tf.int64),
+                tf.constant(True),
+                tf.constant(0.0),
+            )
+            i, loss_sum, correct, finite, last = tf.while_loop(
+                keep_going, one_step, start, parallel_iterations=1
+            )
+            return loss_sum, correct, i, finite, last
+
+        return train_loop
+
+    return _cached(model, optimizer, ("loop", strategy, precision), make)
 
 
 def step_seed(seed: int, step: int) -> tf.Tensor:
@@ -269,6 +335,8 @@ def fit(
     keep_checkpoints: int = 3,
     logdir: str | None = None,
     strategy=None,
+    precision: str | None = None,
+    steps_per_execution: int = 32,
 ) -> History:
     """Train ``model`` on ``train_data = (x, y)`` until epoch ``initial_epoch + epochs`` and
     return the :class:`History` (train loss/accuracy, validation loss/accuracy, seconds).
@@ -291,11 +359,18 @@ def fit(
     run sees exactly the batches and masks it would have seen. A non-finite loss stops
     training with :class:`rawtf.errors.TrainingError`, leaving the weights and the last
     checkpoint as they were. ``logdir`` writes TensorBoard summaries (needs tensorboard).
+
+    ``precision="bf16"`` trains in bfloat16 mixed precision (float32 variables, optimiser
+    and loss; bfloat16 activations and gradients inside the network), about 1.7-2x faster on
+    CPUs with AVX-512 BF16. ``steps_per_execution`` steps run per compiled call (fewer
+    returns to Python); checkpoints every ``save_every_steps`` and Ctrl-C still land on
+    exact steps, and the result does not depend on it.
     """
     for name, value, low in (
         ("epochs", epochs, 1),
         ("batch_size", batch_size, 1),
         ("initial_epoch", initial_epoch, 0),
+        ("steps_per_execution", steps_per_execution, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -338,7 +413,8 @@ def fit(
                 "build the model inside it"
             )
     summaries = _Summaries(logdir, model, optimizer, validation_data) if logdir else None
-    train_step = make_train_step(model, optimizer, strategy)
+    train_loop = make_train_loop(model, optimizer, strategy, precision)
+    seed_tensor = tf.constant(seed, tf.int64)
     # Distributed runs drop a short last batch, so that no replica is ever handed nothing.
     drop = strategy is not None and strategy.num_replicas_in_sync > 1
     steps = D.steps_per_epoch(len(x), batch_size, drop_remainder=drop)
@@ -398,25 +474,37 @@ def fit(
                 )
                 if strategy is not None:
                     batches = strategy.experimental_distribute_dataset(batches)
-                for position, (images, labels) in enumerate(batches, start=first + 1):
-                    loss, hits, finite = train_step(images, labels, step_seed(seed, step))
+                iterator = iter(batches)
+                position = first
+                while position < steps:
+                    count = min(steps_per_execution, steps - position)
+                    if save_every_steps:
+                        count = min(count, save_every_steps - step % save_every_steps)
+                    part_loss, hits, done, finite, last = train_loop(
+                        iterator,
+                        seed_tensor,
+                        tf.constant(step, tf.int64),
+                        tf.constant(count, tf.int32),
+                    )
+                    done = int(done)
+                    loss_sum += float(part_loss)
+                    correct += int(hits)
+                    position += done
+                    step += done
                     if not bool(finite):
-                        last = (
+                        intact = (
                             f"; the last checkpoint ({saver.latest}) is intact"
                             if saver and saver.latest
                             else ""
                         )
                         raise TrainingError(
-                            f"non-finite loss ({float(loss)}) at epoch {epoch + 1}, step "
-                            f"{position} (step {step + 1} of the run); weights were not "
-                            f"updated{last}"
+                            f"non-finite loss ({float(last)}) at epoch {epoch + 1}, step "
+                            f"{position + 1} (step {step + 1} of the run); weights were not "
+                            f"updated{intact}"
                         )
-                    loss_sum += float(loss) * min(batch_size, len(x) - (position - 1) * batch_size)
-                    correct += int(hits)
-                    step += 1
-                    bar.update(1)
-                    if bar.n % 50 == 0 and not bar.disable:
-                        bar.set_postfix(loss=f"{float(loss):.4f}")
+                    bar.update(done)
+                    if not bar.disable:
+                        bar.set_postfix(loss=f"{float(last):.4f}")
                     if save_every_steps and step % save_every_steps == 0 and position < steps:
                         save(epoch, position, loss_sum, correct, step)
                     if interrupt is not None and interrupt.raised:

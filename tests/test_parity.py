@@ -87,6 +87,35 @@ def test_training_mode_matches_without_dropout(name, rng):
         np.testing.assert_array_equal(old, v.numpy())
 
 
+def mixed_bfloat16_twin(name, dropout=True):
+    """The Keras twin under Keras's own ``mixed_bfloat16`` policy (bfloat16 compute,
+    float32 variables, batch norm in float32)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        return keras_twin(name, dropout=dropout)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bf16_logits_match_keras_mixed_bfloat16(name, rng):
+    """precision="bf16" rounds where Keras's mixed_bfloat16 policy rounds: inference and
+    training-mode logits agree with the twin's, while they differ from float32 by far more."""
+    model = perturbed(name, seed=2)
+    twin = mixed_bfloat16_twin(name, dropout=False)
+    copy_weights(model, twin)
+    x = rng.random((16, 28, 28, 1), dtype=np.float32)
+    for training in (False, True):
+        ours = model(x, training=training, dropout=False, precision="bf16").numpy()
+        theirs = np.asarray(twin(x, training=training), dtype=np.float32)
+        full = model(x, training=training, dropout=False).numpy()
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
+        # The check has teeth: bfloat16's 8-bit mantissa moves float32 logits by ~1e-2.
+        assert np.abs(ours - full).max() > 10 * max(np.abs(ours - theirs).max(), 1e-3)
+
+
 OPTIMIZERS = [
     ("adam", {}, keras.optimizers.Adam, {}),
     (
@@ -96,6 +125,14 @@ OPTIMIZERS = [
         {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-5},
     ),
     ("adam", {"global_clipnorm": 0.5}, keras.optimizers.Adam, {"global_clipnorm": 0.5}),
+    ("adam", {"fused": True}, keras.optimizers.Adam, {}),
+    (
+        "adam",
+        {"fused": True, "learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-5},
+        keras.optimizers.Adam,
+        {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-5},
+    ),
+    ("adamw", {"fused": True}, keras.optimizers.AdamW, {}),
     ("adamw", {"learning_rate": 0.05}, keras.optimizers.AdamW, {"learning_rate": 0.05}),
     ("adamw", {"weight_decay": 0.1}, keras.optimizers.AdamW, {"weight_decay": 0.1}),
     ("rmsprop", {}, keras.optimizers.RMSprop, {}),

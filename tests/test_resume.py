@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import rawtf
-from rawtf import data as D
 from rawtf import train
 from rawtf.checkpoint import TrainingCheckpoint
 from rawtf.errors import CheckpointError, TrainingError, TrainingInterrupted
@@ -26,7 +25,7 @@ def weights(model):
     return {k: v.numpy() for k, v in model.variable_map().items()}
 
 
-def run(subset, ckpt, epochs, resume="auto", seed=3, save_every=None, verbose=0):
+def run(subset, ckpt, epochs, resume="auto", seed=3, save_every=None, verbose=0, per_call=32):
     model = rawtf.get_model("deep_bn", seed=0)  # batch-norm state and dropout both matter
     optimizer = rawtf.Adam(rawtf.schedules.OneCycle(3e-3, 2 * 10))
     history = rawtf.fit(
@@ -43,6 +42,7 @@ def run(subset, ckpt, epochs, resume="auto", seed=3, save_every=None, verbose=0)
         verbose=verbose,
         augment=True,
         print_fn=lambda s: None,
+        steps_per_execution=per_call,
     )
     return model, optimizer, history
 
@@ -61,24 +61,31 @@ def test_one_epoch_then_resume_equals_two_straight(subset, tmp_path):
     assert (tmp_path / "a" / "best").is_dir()
 
 
-def test_interrupt_saves_and_resumes_mid_epoch(subset, tmp_path, monkeypatch):
-    original = D.train_dataset
+@pytest.mark.parametrize("per_call, saved_at", [(1, 4), (3, 6)])
+def test_interrupt_saves_and_resumes_mid_epoch(subset, tmp_path, monkeypatch, per_call, saved_at):
+    """Ctrl-C arrives during the 4th step of epoch 1; training stops at the end of the
+    compiled call that holds it (steps 1-4 with one step per call, 4-6 with three)."""
+    original = train.make_train_loop
 
-    def interrupting(*args, **kwargs):  # Ctrl-C arrives during the 4th step of epoch 1
-        for i, batch in enumerate(original(*args, **kwargs)):
-            if kwargs.get("start_step", 0) == 0 and args[4] == 0 and i == 3:
+    def interrupting(*args, **kwargs):
+        loop = original(*args, **kwargs)
+
+        def call(iterator, seed, first_step, count):
+            if int(first_step) <= 3 < int(first_step) + int(count):
                 os.kill(os.getpid(), signal.SIGINT)
-            yield batch
+            return loop(iterator, seed, first_step, count)
 
-    monkeypatch.setattr(D, "train_dataset", interrupting)
+        return call
+
+    monkeypatch.setattr(train, "make_train_loop", interrupting)
     with pytest.raises(
-        TrainingInterrupted, match="interrupted at epoch 1, step 4; checkpoint saved"
+        TrainingInterrupted, match=f"interrupted at epoch 1, step {saved_at}; checkpoint saved"
     ):
-        run(subset, str(tmp_path / "c"), epochs=2)
-    monkeypatch.setattr(D, "train_dataset", original)
+        run(subset, str(tmp_path / "c"), epochs=2, per_call=per_call)
+    monkeypatch.setattr(train, "make_train_loop", original)
     assert TrainingCheckpoint(
         tmp_path / "c", rawtf.get_model("deep_bn"), rawtf.Adam()
-    ).latest.endswith("ckpt-4")
+    ).latest.endswith(f"ckpt-{saved_at}")
     lines = []
     model = rawtf.get_model("deep_bn", seed=0)
     rawtf.fit(
@@ -93,7 +100,7 @@ def test_interrupt_saves_and_resumes_mid_epoch(subset, tmp_path, monkeypatch):
         augment=True,
         print_fn=lines.append,
     )
-    assert lines[0].startswith("resuming from epoch 1, step 4")
+    assert lines[0].startswith(f"resuming from epoch 1, step {saved_at}")
     straight, _, _ = run(subset, str(tmp_path / "d"), epochs=2)
     for key, value in weights(straight).items():
         np.testing.assert_allclose(weights(model)[key], value, rtol=1e-5, atol=1e-6, err_msg=key)

@@ -197,3 +197,80 @@ def test_fit_stops_early_and_restores(small_mnist):
     best = min(history["val_loss"])
     assert stopper.best == best
     assert rawtf.evaluate(model, (xv[:200], yv[:200]))["loss"] == pytest.approx(best, rel=1e-5)
+
+
+def _fit_small(x, y, **kwargs):
+    model = rawtf.get_model("kaggle", seed=0)  # three dropout layers: the masks matter
+    optimizer = rawtf.Adam(rawtf.schedules.OneCycle(3e-3, 2 * 5))
+    history = rawtf.fit(
+        model, optimizer, (x, y), epochs=2, batch_size=64, seed=5, verbose=0, **kwargs
+    )
+    return model, history
+
+
+def test_steps_per_execution_changes_nothing_but_speed(small_mnist):
+    """Running 1, 3 or 32 steps per compiled call trains the same weights: batch order and
+    dropout masks are functions of the global step, not of the call."""
+    x, y = small_mnist[0][0][:300], small_mnist[0][1][:300]  # 5 batches, the last of 44
+    reference, ref_history = _fit_small(x, y, steps_per_execution=1)
+    for per_call in (3, 32):
+        model, history = _fit_small(x, y, steps_per_execution=per_call)
+        assert history["loss"] == pytest.approx(ref_history["loss"], rel=1e-5)
+        assert history["accuracy"] == ref_history["accuracy"]
+        for key, value in reference.variable_map().items():
+            np.testing.assert_allclose(
+                model.variable_map()[key].numpy(),
+                value.numpy(),
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=key,
+            )
+
+
+def test_training_loop_traces_once_per_run(small_mnist):
+    """Full and short batches, several epochs and several fit calls share one trace."""
+    x, y = small_mnist[0][0][:300], small_mnist[0][1][:300]
+    model, optimizer = rawtf.get_model("three_conv", seed=0), rawtf.Adam(1e-3)
+    for _ in range(2):
+        rawtf.fit(
+            model, optimizer, (x, y), epochs=2, batch_size=64, verbose=0, steps_per_execution=2
+        )
+    loop = train.make_train_loop(model, optimizer)
+    assert loop.experimental_get_tracing_count() == 1
+    assert int(optimizer.iterations) == 2 * 2 * 5
+
+
+def test_loss_sum_is_exact_over_a_short_last_batch(small_mnist):
+    """The epoch's loss is the mean over examples: each batch's mean loss weighted by its
+    size, the short last batch included (checked against per-step losses)."""
+    x, y = small_mnist[0][0][:100], small_mnist[0][1][:100]  # batches of 64 and 36
+    model = rawtf.get_model("three_conv", seed=0)
+    step_fn = train.make_train_step(model, rawtf.Adam(1e-3))
+    losses = []
+    checked = D.check_images(x, "x", (28, 28, 1)), D.check_labels(y, 100, 10, "y")
+    for step, (images, labels) in enumerate(D.train_dataset(*checked, 64, seed=0, epoch=0)):
+        loss, _, _ = step_fn(images, labels, train.step_seed(0, step))
+        losses.append(float(loss) * len(labels))
+    fitted = rawtf.get_model("three_conv", seed=0)
+    history = rawtf.fit(fitted, rawtf.Adam(1e-3), (x, y), batch_size=64, seed=0, verbose=0)
+    assert history["loss"][0] == pytest.approx(sum(losses) / 100, rel=1e-5)
+
+
+def test_bf16_training_learns(small_mnist):
+    """Mixed precision reaches the same bar as float32 training on the short run."""
+    train_set, test_set = small_mnist
+    model = rawtf.get_model("tutorial", seed=0)
+    rawtf.fit(
+        model,
+        rawtf.Adam(1e-3),
+        train_set,
+        epochs=2,
+        batch_size=64,
+        seed=0,
+        verbose=0,
+        precision="bf16",
+    )
+    assert all(v.dtype == tf.float32 for v in model.variables)
+    assert rawtf.evaluate(model, test_set)["accuracy"] >= ACCURACY_BAR
+    with pytest.raises(ConfigError, match="precision must be 'fp32' or 'bf16', got 'fp16'"):
+        rawtf.fit(model, rawtf.Adam(), train_set, precision="fp16", verbose=0)
