@@ -1,13 +1,24 @@
-"""The benchmark suite: for every model, rawtf against Keras in one process, alternated.
+"""The benchmark suite: for every model, rawtf against Keras (and PyTorch) in one process,
+alternated round by round.
 
-    python benchmarks/run.py [--models all] [--rounds 5] [--steps 40] [--out benchmarks/results]
+    python benchmarks/run.py [--models all] [--rounds 5] [--steps 40] [--bf16 tutorial]
+                             [--out benchmarks/results]
 
-Per model: training img/s of rawtf's fit and of the Keras twin's fit (default compile
-settings), inference img/s of rawtf's predict and of Keras's predict, the median ratio
-and spread of each, and the share of the fp32 peak the training step reaches (FLOPs per
-image from the layer shapes, ×3 for forward and backward; the peak is a large
-``tf.linalg.matmul`` timed in the same run). With PyTorch installed, also the tutorial net
-in PyTorch eager on the CPU. Writes ``results.json`` and ``results.md`` to ``--out``.
+Per model and round, each contestant trains one epoch of ``--steps`` batches of 128 MNIST
+images (after a warm-up epoch that absorbs tracing), in an order rotated every round:
+
+- rawtf ``fit`` in float32, as a user gets it (fused Adam; batch-norm models with
+  ``bn_fused=True``, as the recipes use them) and the Keras twin's ``fit`` (default compile);
+- for the models named by ``--bf16``: rawtf ``fit(precision="bf16")`` and the twin under
+  Keras's ``mixed_bfloat16`` policy;
+- for the tutorial net: the same compiled rawtf training loop fed a constant batch instead
+  of the tf.data pipeline (the pipeline's cost), and PyTorch eager when torch is installed.
+
+Ratios are taken per round (both numbers from the same round), then the median and the
+spread over rounds are reported. Inference: rawtf ``predict`` (fp32 and bf16) against Keras
+``predict`` on 5,120 images, batch 1000, alternated the same way. The share of the peak is
+``3 x FLOPs per image x img/s`` over a large ``tf.linalg.matmul``'s FLOP/s timed in the same
+run. Writes ``results.json`` and ``results.md`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -20,12 +31,16 @@ from pathlib import Path
 
 from _common import ROOT, keras_twin, spread, tf
 
+BATCH = 128
 
-def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
-    """FLOP/s of a large fp32 matmul: the machine's practical peak."""
+
+def matmul_peak(dtype=None, size: int = 4096, repeats: int = 5) -> float:
+    """FLOP/s of a large matmul (fp32 unless ``dtype``): the machine's practical peak."""
     a = tf.random.normal((size, size))
     b = tf.random.normal((size, size))
-    matmul = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
+    if dtype is not None:
+        a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32)))
     matmul().numpy()
     rates = []
     for _ in range(repeats):
@@ -35,66 +50,137 @@ def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
     return statistics.median(rates)
 
 
-def alternate(rounds: int, ours, theirs) -> tuple[list[float], list[float]]:
-    ours(), theirs()  # warm-up: tracing and first calls
-    a, b = [], []
-    for r in range(rounds):
-        if r % 2 == 0:
-            a.append(ours())
-            b.append(theirs())
-        else:
-            b.append(theirs())
-            a.append(ours())
-    return a, b
+def rounds(contestants: dict, count: int) -> dict[str, list[float]]:
+    """Run every contestant once to warm up, then ``count`` rounds in an order rotated
+    each round; returns each one's rates."""
+    for run in contestants.values():
+        run()
+    names = list(contestants)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(count):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            rates[name].append(contestants[name]())
+    return rates
 
 
-def measure(name: str, x, y, args) -> dict:
+def timed(n: int, fn):
+    def run():
+        start = time.perf_counter()
+        fn()
+        return n / (time.perf_counter() - start)
+
+    return run
+
+
+def compiled_keras_twin(name: str, policy: str = "float32"):
     import keras
 
-    import rawtf
-
-    n = len(x)
-    x_float = x[..., None].astype("float32") / 255.0
-    model, optimizer = rawtf.get_model(name), rawtf.Adam(1e-3)
-    twin = keras_twin(name)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        twin = keras_twin(name)
+    finally:
+        keras.config.set_dtype_policy(previous)
     twin.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    return twin
 
-    def timed(fn):
-        def run():
-            start = time.perf_counter()
-            fn()
-            return n / (time.perf_counter() - start)
 
-        return run
+def constant_feed(model, optimizer, x, y, steps: int):
+    """The fit loop's compiled training function fed one constant batch, repeated."""
+    from rawtf import data as D
+    from rawtf import train
 
-    train_ours, train_keras = alternate(
-        args.rounds,
-        timed(lambda: rawtf.fit(model, optimizer, (x, y), epochs=1, batch_size=128, verbose=0)),
-        timed(lambda: twin.fit(x_float, y, batch_size=128, epochs=1, verbose=0)),
+    loop = train.make_train_loop(model, optimizer)
+    images = D.to_float(x[:BATCH])[..., None]
+    batch = tf.data.Dataset.from_tensors((tf.constant(images), tf.constant(y[:BATCH], tf.int32)))
+    seed, first = tf.constant(0, tf.int64), tf.constant(0, tf.int64)
+
+    def run():
+        iterator = iter(batch.repeat(steps))
+        done = 0
+        while done < steps:
+            count = min(32, steps - done)
+            float(loop(iterator, seed, first, tf.constant(count))[0])
+            done += count
+
+    return run
+
+
+def measure(name: str, x, y, args) -> dict:
+    import rawtf
+
+    n = len(x)
+    x_float = x[..., None].astype("float32") / 255.0
+    settings = (
+        {"bn_fused": True} if "bn_fused" in rawtf.models.get_model_class(name).defaults else {}
     )
-    infer_ours, infer_keras = alternate(
-        args.rounds,
-        timed(lambda: rawtf.predict(model, x_float, batch_size=1000)),
-        timed(lambda: twin.predict(x_float, batch_size=1000, verbose=0)),
-    )
-    return {
-        "model": name,
-        "flops_per_image": model.flops_per_image(),
-        "train_rawtf": statistics.median(train_ours),
-        "train_keras": statistics.median(train_keras),
-        "train_ratios": [a / b for a, b in zip(train_ours, train_keras, strict=True)],
-        "infer_rawtf": statistics.median(infer_ours),
-        "infer_keras": statistics.median(infer_keras),
-        "infer_ratios": [a / b for a, b in zip(infer_ours, infer_keras, strict=True)],
+    model, optimizer = rawtf.get_model(name, **settings), rawtf.Adam(1e-3)
+    twin = compiled_keras_twin(name)
+
+    def fit(m, opt, **kw):
+        return lambda: rawtf.fit(m, opt, (x, y), epochs=1, batch_size=BATCH, verbose=0, **kw)
+
+    train = {
+        "rawtf": timed(n, fit(model, optimizer)),
+        "keras": timed(n, lambda: twin.fit(x_float, y, batch_size=BATCH, epochs=1, verbose=0)),
     }
+    infer = {
+        "rawtf": timed(n, lambda: rawtf.predict(model, x_float, batch_size=1000)),
+        "keras": timed(n, lambda: twin.predict(x_float, batch_size=1000, verbose=0)),
+        "rawtf_bf16": timed(
+            n, lambda: rawtf.predict(model, x_float, batch_size=1000, precision="bf16")
+        ),
+    }
+    if name in args.bf16:
+        model16, optimizer16 = rawtf.get_model(name, **settings), rawtf.Adam(1e-3)
+        twin16 = compiled_keras_twin(name, "mixed_bfloat16")
+        train["rawtf_bf16"] = timed(n, fit(model16, optimizer16, precision="bf16"))
+        train["keras_bf16"] = timed(
+            n, lambda: twin16.fit(x_float, y, batch_size=BATCH, epochs=1, verbose=0)
+        )
+        infer["keras_bf16"] = timed(n, lambda: twin16.predict(x_float, batch_size=1000, verbose=0))
+    if name == "tutorial":
+        train["rawtf_constant_feed"] = timed(n, constant_feed(model, optimizer, x, y, n // BATCH))
+        torch_run = torch_tutorial(x, y)
+        if torch_run is not None:
+            train["torch"] = timed(n, torch_run)
+    result = {"model": name, "settings": settings, "flops_per_image": model.flops_per_image()}
+    for kind, contestants in (("train", train), ("infer", infer)):
+        rates = rounds(contestants, args.rounds)
+        result[kind] = {k: statistics.median(v) for k, v in rates.items()}
+        result[f"{kind}_rates"] = rates
+        result[f"{kind}_ratios"] = {
+            f"{a}/{b}": [p / q for p, q in zip(rates[a], rates[b], strict=True)]
+            for a, b in RATIOS[kind]
+            if a in rates and b in rates
+        }
+    return result
 
 
-def torch_tutorial(x, y, rounds: int) -> float | None:
-    """Training img/s of the tutorial net in PyTorch eager, or None without torch."""
+RATIOS = {
+    "train": [
+        ("rawtf", "keras"),
+        ("rawtf_bf16", "keras"),
+        ("rawtf_bf16", "keras_bf16"),
+        ("rawtf_bf16", "rawtf"),
+        ("rawtf", "rawtf_constant_feed"),
+        ("rawtf", "torch"),
+    ],
+    "infer": [
+        ("rawtf", "keras"),
+        ("rawtf_bf16", "keras"),
+        ("rawtf_bf16", "keras_bf16"),
+    ],
+}
+
+
+def torch_tutorial(x, y):
+    """One epoch of the tutorial net in PyTorch eager on the CPU, or None without torch."""
     try:
         import torch
         from torch import nn
@@ -116,63 +202,83 @@ def torch_tutorial(x, y, rounds: int) -> float | None:
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     images = torch.tensor(x[:, None].astype("float32") / 255.0)
     labels = torch.tensor(y.astype("int64"))
-    rates = []
-    for _ in range(rounds + 1):
-        start = time.perf_counter()
-        for i in range(0, len(images), 128):
+
+    def run():
+        for i in range(0, len(images), BATCH):
             opt.zero_grad()
-            loss = nn.functional.cross_entropy(net(images[i : i + 128]), labels[i : i + 128])
+            loss = nn.functional.cross_entropy(net(images[i : i + BATCH]), labels[i : i + BATCH])
             loss.backward()
             opt.step()
-        rates.append(len(images) / (time.perf_counter() - start))
-    return statistics.median(rates[1:])
+
+    return run
 
 
-def markdown(results: list[dict], peak: float, torch_rate: float | None) -> str:
+def markdown(results: list[dict], peak: float, peak16: float) -> str:
     lines = [
-        f"fp32 matmul peak: {peak / 1e9:.0f} GFLOP/s",
+        f"Matmul peak in this run: fp32 {peak / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} "
+        "GFLOP/s. Ratios: median (min–max) of per-round ratios.",
         "",
-        "| model | train img/s rawtf | Keras fit | ratio (min–max) | % of peak | "
-        "predict img/s rawtf | Keras predict | ratio (min–max) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | train img/s rawtf fp32 | Keras fit | rawtf/Keras | % of fp32 peak | "
+        "predict img/s rawtf | Keras predict | rawtf/Keras | rawtf bf16/Keras fp32 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
-        share = 3 * r["flops_per_image"] * r["train_rawtf"] / peak
+        t, i = r["train"], r["infer"]
+        share = 3 * r["flops_per_image"] * t["rawtf"] / peak
         lines.append(
-            f"| {r['model']} | {r['train_rawtf']:.0f} | {r['train_keras']:.0f} | "
-            f"{spread(r['train_ratios'])} | {100 * share:.0f}% | {r['infer_rawtf']:.0f} | "
-            f"{r['infer_keras']:.0f} | {spread(r['infer_ratios'])} |"
+            f"| {r['model']} | {t['rawtf']:.0f} | {t['keras']:.0f} | "
+            f"{spread(r['train_ratios']['rawtf/keras'])} | {100 * share:.0f}% | "
+            f"{i['rawtf']:.0f} | {i['keras']:.0f} | {spread(r['infer_ratios']['rawtf/keras'])} | "
+            f"{spread(r['infer_ratios']['rawtf_bf16/keras'])} |"
         )
-    if torch_rate:
-        lines.append("")
-        lines.append(f"PyTorch eager, tutorial net: {torch_rate:.0f} img/s")
+    extra = [
+        (r["model"], key, values)
+        for r in results
+        for key, values in r["train_ratios"].items()
+        if key != "rawtf/keras"
+    ]
+    if extra:
+        lines += ["", "| model | training ratio | median (min–max) |", "| --- | --- | --- |"]
+        lines += [f"| {model} | {key} | {spread(values)} |" for model, key, values in extra]
+    extra = [
+        (r["model"], key, values)
+        for r in results
+        for key, values in r["infer_ratios"].items()
+        if key == "rawtf_bf16/keras_bf16"
+    ]
+    if extra:
+        lines += ["", "| model | inference ratio | median (min–max) |", "| --- | --- | --- |"]
+        lines += [f"| {model} | {key} | {spread(values)} |" for model, key, values in extra]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="all")
+    parser.add_argument("--models", default="all", help="comma-separated names, or all")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument(
+        "--bf16", default="tutorial", help="models to also train in bf16 (comma-separated)"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
+    args.bf16 = args.bf16.split(",")
 
     import rawtf
 
     (x, y), _ = rawtf.load_mnist()
-    x, y = x[: args.steps * 128], y[: args.steps * 128]
+    x, y = x[: args.steps * BATCH], y[: args.steps * BATCH]
     names = rawtf.models.model_names() if args.models == "all" else args.models.split(",")
-    peak = matmul_peak()
+    peak, peak16 = matmul_peak(), matmul_peak(tf.bfloat16)
     results = []
     for name in names:
         results.append(measure(name, x, y, args))
-        print(json.dumps(results[-1]), flush=True)
-    torch_rate = torch_tutorial(x, y, args.rounds) if "tutorial" in names else None
-    table = markdown(results, peak, torch_rate)
+        print(json.dumps({k: results[-1][k] for k in ("model", "train", "infer")}), flush=True)
+    table = markdown(results, peak, peak16)
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"peak_flops": peak, "results": results, "torch_tutorial": torch_rate}
+    payload = {"peak_flops": peak, "peak_flops_bf16": peak16, "results": results}
     (out / "results.json").write_text(json.dumps(payload, indent=2))
     (out / "results.md").write_text(table + "\n")
 

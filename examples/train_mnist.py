@@ -11,41 +11,35 @@ ends with ``test_accuracy=0.XXXX test_loss=X.XXXX``.
 import sys
 
 from rawtf.cli import (
+    build_from_args,
+    fit_from_args,
     load_training_data,
-    make_optimizer,
     parse_and_import,
     prepare_training,
     result_line,
     run_guarded,
+    seconds_since_start,
     train_parser,
 )
 
 
 def main(argv=None) -> int:
     args = parse_and_import(train_parser("train_mnist.py", __doc__.splitlines()[0]), argv)
-    prepare_training(args)  # --epochs default, --deterministic
+    prepare_training(args)  # --recipe, defaults, --deterministic
     import rawtf
 
     train, validation, test = load_training_data(args)
     print(f"training {args.model} on {len(train[0])} images for {args.epochs} epoch(s)")
-    model = rawtf.get_model(args.model, init=args.init, seed=args.seed)
-    optimizer = make_optimizer(args, len(train[0]))  # --optimizer, --lr, --schedule
-    history = rawtf.fit(
-        model,
-        optimizer,
-        train,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_data=validation,
-        seed=args.seed,
-        augment=args.augment,
-        logdir=args.logdir,
-    )
+    model, optimizer = build_from_args(args, len(train[0]))  # --model, --optimizer, --lr, ...
+    history = fit_from_args(args, model, optimizer, train, validation)
+    result = rawtf.evaluate(model, test)
+    wall = seconds_since_start(args)
     seconds = sum(history["seconds"])
     images = len(train[0]) * args.epochs
     per_epoch = seconds / args.epochs
     print(f"trained in {seconds:.1f}s ({per_epoch:.1f}s/epoch, {images / seconds:.0f} img/s)")
-    print(result_line(rawtf.evaluate(model, test)))
+    print(f"wall time from TensorFlow import to the test result: {wall:.1f}s")
+    print(result_line(result))
     return 0
 
 

@@ -184,11 +184,16 @@ class _Serving(tf.Module):
         self.model = model
         h, w, c = model.input_shape
 
-        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32, name="images")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, h, w, c], tf.float32, name="images")],
+            autograph=False,
+        )
         def serve_float(images):
             return self._outputs(images)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, h, w], tf.uint8, name="images")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, h, w], tf.uint8, name="images")], autograph=False
+        )
         def serve_uint8(images):
             return self._outputs(tf.cast(images, tf.float32)[..., tf.newaxis] * (1.0 / 255.0))
 

@@ -13,43 +13,47 @@ import numpy as np
 from rawtf import data as D
 from rawtf._tf import import_tensorflow
 from rawtf.errors import DataError
+from rawtf.models import compute_dtype
 
 tf = import_tensorflow()
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiled(model):
-    """The model's compiled inference functions, made once per model."""
-    fns = _COMPILED.get(model)
+def _compiled(model, precision=None):
+    """The model's compiled inference functions, made once per model and precision."""
+    compute_dtype(precision)  # an unknown precision fails here
+    per_model = _COMPILED.setdefault(model, {})
+    fns = per_model.get(precision)
     if fns is None:
 
-        @tf.function
+        @tf.function(autograph=False)  # plain TF control flow: no AutoGraph transpiling
         def sums(images, labels):
-            logits = model(images, training=False, dropout=False)
+            logits = model(images, training=False, dropout=False, precision=precision)
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
             correct = tf.cast(
                 tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels), tf.int64
             )
             return tf.reduce_sum(losses), tf.reduce_sum(correct)
 
-        @tf.function
+        @tf.function(autograph=False)  # plain TF control flow: no AutoGraph transpiling
         def probabilities(images):
-            return tf.nn.softmax(model(images, training=False, dropout=False))
+            return tf.nn.softmax(model(images, training=False, dropout=False, precision=precision))
 
-        fns = _COMPILED[model] = (sums, probabilities)
+        fns = per_model[precision] = (sums, probabilities)
     return fns
 
 
-def evaluate(model, data, batch_size: int = 1000) -> dict[str, float]:
+def evaluate(model, data, batch_size: int = 1000, precision: str | None = None) -> dict[str, float]:
     """``{"loss", "accuracy", "count"}`` of ``model`` on ``data = (x, y)``, in inference
-    mode. ``x`` is uint8 pixels or floats in [0, 1]; ``y`` integer or one-hot labels."""
+    mode. ``x`` is uint8 pixels or floats in [0, 1]; ``y`` integer or one-hot labels.
+    ``precision="bf16"`` computes in bfloat16 (sums are float32)."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise DataError("data: expected a pair (images, labels)")
     x, y = data
     x = D.check_images(x, "x", model.input_shape)
     y = D.check_labels(y, len(x), model.num_classes, "y")
-    sums, _ = _compiled(model)
+    sums, _ = _compiled(model, precision)
     total_loss, total_correct = 0.0, 0
     for images, labels in D.eval_dataset(x, y, batch_size):
         loss, correct = sums(images, labels)
@@ -58,10 +62,13 @@ def evaluate(model, data, batch_size: int = 1000) -> dict[str, float]:
     return {"loss": total_loss / len(x), "accuracy": total_correct / len(x), "count": len(x)}
 
 
-def predict(model, x, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """``(probabilities (N, classes) float32, labels (N,) int64)`` for images ``x``."""
+def predict(
+    model, x, batch_size: int = 1000, precision: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(probabilities (N, classes) float32, labels (N,) int64)`` for images ``x``;
+    ``precision="bf16"`` computes in bfloat16."""
     x = D.check_images(x, "x", model.input_shape)
-    _, probabilities = _compiled(model)
+    _, probabilities = _compiled(model, precision)
     probs = np.concatenate([probabilities(b).numpy() for b in D.eval_dataset(x, None, batch_size)])
     return probs, probs.argmax(axis=1)
 

@@ -139,10 +139,12 @@ class Adam(Optimizer):
         alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
         theta -= alpha * m / (sqrt(v) + epsilon)
 
-    ``epsilon`` defaults to 1e-7 (Keras's; the TF1 tutorial used 1e-8). With ``fused=True``
-    each variable is updated by TensorFlow's one-kernel ``ResourceApplyAdam`` (the same rule,
-    rounded differently: about 1e-7 relative per step) instead of five element-wise ops; under
-    a ``tf.distribute`` strategy the element-wise form is used."""
+    ``epsilon`` defaults to 1e-7 (Keras's; the TF1 tutorial used 1e-8). By default
+    (``fused=True``) each variable is updated by TensorFlow's one-kernel
+    ``ResourceApplyAdam`` — the same rule, rounded differently (within 1e-6 of Keras after
+    10 steps, tested) and 4-13% faster per training step of the tutorial net than the five
+    element-wise ops that ``fused=False`` writes out. Under a ``tf.distribute`` strategy
+    the element-wise form is used."""
 
     slot_names = ("m", "v")
 
@@ -154,7 +156,7 @@ class Adam(Optimizer):
         epsilon: float = 1e-7,
         global_clipnorm: float | None = None,
         name: str = "adam",
-        fused: bool = False,
+        fused: bool = True,
     ):
         super().__init__(learning_rate, name, global_clipnorm)
         self.fused = bool(fused)
@@ -168,7 +170,8 @@ class Adam(Optimizer):
     def _update(self, grad, var, slots, lr, step):
         m, v = slots["m"], slots["v"]
         b1, b2 = tf.constant(self.beta_1, var.dtype), tf.constant(self.beta_2, var.dtype)
-        if self.fused and not tf.distribute.has_strategy():
+        # A mirrored variable's copies are updated through its own assign methods.
+        if self.fused and not isinstance(var, tf.distribute.DistributedValues):
             tf.raw_ops.ResourceApplyAdam(
                 var=var.handle,
                 m=m.handle,
@@ -207,7 +210,7 @@ class AdamW(Adam):
         epsilon: float = 1e-7,
         global_clipnorm: float | None = None,
         name: str = "adamw",
-        fused: bool = False,
+        fused: bool = True,
     ):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, global_clipnorm, name, fused)
         if not weight_decay >= 0:

@@ -218,7 +218,7 @@ def make_train_step(model, optimizer: Optimizer, strategy=None, precision: str |
     def make():
         body = _step_body(model, optimizer, strategy, precision)
 
-        @tf.function
+        @tf.function(autograph=False)  # plain TF control flow: no AutoGraph transpiling
         def train_step(images, labels, seed):
             return body(images, labels, seed)[:3]
 
@@ -238,7 +238,7 @@ def make_train_loop(model, optimizer: Optimizer, strategy=None, precision: str |
     def make():
         body = _step_body(model, optimizer, strategy, precision)
 
-        @tf.function
+        @tf.function(autograph=False)  # plain TF control flow: no AutoGraph transpiling
         def train_loop(iterator, seed, first_step, count):
             def keep_going(i, loss_sum, correct, finite, last):
                 return tf.logical_and(i < count, finite)
