@@ -96,7 +96,7 @@ def constant_feed(model, optimizer, x, y, steps: int):
     from rawtf import train
 
     loop = train.make_train_loop(model, optimizer)
-    images = D.to_float(x[:BATCH])[..., None]
+    images = D.to_float(x[:BATCH])
     batch = tf.data.Dataset.from_tensors((tf.constant(images), tf.constant(y[:BATCH], tf.int32)))
     seed, first = tf.constant(0, tf.int64), tf.constant(0, tf.int64)
 

@@ -41,6 +41,7 @@ _SUBMODULES = (
     "images",
     "plots",
     "runs",
+    "recipes",
 )
 
 _NAMES = {
@@ -55,6 +56,7 @@ _NAMES = {
     "predict": "metrics",
     "save": "checkpoint",
     "load": "checkpoint",
+    "load_run": "runs",
     "Adam": "optim",
 }
 
@@ -77,7 +79,7 @@ def __getattr__(name: str) -> Any:
     if name in _SUBMODULES or name in _NAMES:
         from rawtf._tf import import_tensorflow
 
-        if name not in ("cli", "kaggle", "images", "plots"):
+        if name not in ("cli", "kaggle", "images", "plots", "recipes"):
             import_tensorflow()
         module = importlib.import_module(f"rawtf.{_NAMES.get(name, name)}")
         value = module if name in _SUBMODULES else getattr(module, name)
@@ -104,6 +106,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         models,
         optim,
         plots,
+        recipes,
         runs,
         schedules,
         train,
@@ -113,4 +116,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from rawtf.metrics import evaluate, predict  # noqa: F401
     from rawtf.models import Model, get_model, register_model  # noqa: F401
     from rawtf.optim import Adam  # noqa: F401
+    from rawtf.runs import load_run  # noqa: F401
     from rawtf.train import EarlyStopping, History, fit  # noqa: F401

@@ -20,8 +20,8 @@ def keras_twin(name: str, dropout: bool = True):
     def dense(name, units, activation="relu"):
         return layers.Dense(units, activation=activation, name=name)
 
-    def bn(name):
-        return layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name=name)
+    def bn(name, momentum=0.99):
+        return layers.BatchNormalization(momentum=momentum, epsilon=1e-3, name=name)
 
     if name == "tutorial":
         stack = [
@@ -81,6 +81,22 @@ def keras_twin(name: str, dropout: bool = True):
             dense("fc", 128),
             bn("bn7"),
             drop(0.4, "dropout3"),
+            dense("out", 10, None),
+        ]
+    elif name == "small_bn":
+        stack = []
+        for i, filters in enumerate((16, 32, 64), start=1):
+            stack += [
+                layers.Conv2D(filters, 3, padding="same", name=f"conv{i}"),
+                layers.MaxPool2D(2, padding="same", name=f"pool{i}"),
+                bn(f"bn{i}", momentum=0.9),
+                layers.ReLU(name=f"relu{i}"),
+            ]
+        stack += [
+            layers.Flatten(name="flatten"),
+            layers.Dense(128, name="fc"),
+            bn("bn4", momentum=0.9),
+            layers.ReLU(name="relu4"),
             dense("out", 10, None),
         ]
     else:

@@ -43,6 +43,8 @@ def test_version(capsys):
         (["train", "--out", "OUT", "--lr", "abc"], "--lr: expected a positive number"),
         (["train", "--out", "OUT", "--model", "lenet"], "invalid choice: 'lenet'"),
         (["train", "--out", "OUT", "--bogus"], "unrecognized arguments: --bogus"),
+        (["train", "--out", "OUT", "--recipe", "fastest"], "--recipe: invalid choice: 'fastest'"),
+        (["train", "--out", "OUT", "--precision", "fp16"], "--precision: invalid choice: 'fp16'"),
         (
             ["train", "--out", "OUT", "--validation-split", "1.5"],
             "--validation-split: expected a number in [0, 1)",
@@ -244,3 +246,64 @@ def test_export_command(capsys, trained_run, tmp_path):
     assert (tmp_path / "served" / "saved_model.pb").is_file()
     code, _, err = run_main(capsys, "export", str(tmp_path / "no-run"), str(tmp_path / "x"))
     assert code == 2 and "no such file (not a rawtf run folder)" in err
+
+
+def test_recipe_choices_follow_the_recipes_module():
+    assert set(cli.RECIPE_NAMES) == set(rawtf.recipes.RECIPES)
+    for recipe in rawtf.recipes.RECIPES.values():
+        assert recipe.model in cli.MODEL_NAMES and recipe.schedule in cli.SCHEDULE_NAMES
+        rawtf.get_model(recipe.model, **recipe.model_settings)  # settings the model knows
+
+
+def _prepared(*argv):
+    args = cli.build_parser().parse_args(["train", "--out", "OUT", *argv])
+    cli.prepare_training(args)
+    return args
+
+
+def test_recipe_fills_what_the_flags_leave_out():
+    plain = _prepared()
+    assert (plain.model, plain.epochs, plain.precision, plain.augment) == (
+        "tutorial",
+        3,
+        "fp32",
+        False,
+    )
+    fast = _prepared("--recipe", "fast")
+    recipe = rawtf.recipes.get_recipe("fast")
+    assert (fast.model, fast.epochs, fast.batch_size, fast.lr, fast.precision) == (
+        recipe.model,
+        recipe.epochs,
+        recipe.batch_size,
+        recipe.lr,
+        recipe.precision,
+    )
+    mixed = _prepared("--recipe", "best", "--epochs", "2", "--precision", "bf16", "--lr", "1e-3")
+    best = rawtf.recipes.get_recipe("best")
+    assert (mixed.epochs, mixed.precision, mixed.lr) == (2, "bf16", 1e-3)  # flags win
+    assert (mixed.model, mixed.augment, mixed.model_settings) == (
+        best.model,
+        True,
+        {"bn_fused": True},
+    )
+
+
+def test_train_with_a_recipe_records_its_settings(capsys, tmp_path):
+    code, out, err = run_main(
+        capsys,
+        "train",
+        "--recipe",
+        "fast",
+        "--train-limit",
+        "1024",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert code == 0, err
+    assert "training small_bn on 1024 images for 1 epoch(s) (recipe fast)" in out
+    assert re.search(r"wall time from TensorFlow import to the test result: \d+\.\ds", out)
+    assert RESULT_LINE.match(out.strip().splitlines()[-1])
+    settings = rawtf.runs.read_config(tmp_path / "run")["train"]
+    assert settings["recipe"] == "fast" and settings["precision"] == "bf16"
+    model = rawtf.load_run(tmp_path / "run").model
+    assert model.model_name == "small_bn" and model.settings["bn_fused"] is True

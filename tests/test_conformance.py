@@ -11,7 +11,7 @@ import rawtf
 from rawtf import checkpoint
 from tests.conftest import tf
 
-BUILTIN = ["tutorial", "kaggle", "three_conv", "deep_bn"]
+BUILTIN = ["tutorial", "kaggle", "three_conv", "deep_bn", "small_bn"]
 
 
 @pytest.fixture(params=BUILTIN)
