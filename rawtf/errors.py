@@ -32,3 +32,11 @@ class TrainingError(RawtfError):
 
 class TrainingInterrupted(RawtfError):
     """Training was interrupted (Ctrl-C); a checkpoint was saved at the last finished step."""
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """``value`` if it is an integer (not a bool) of at least ``minimum``; otherwise a
+    :class:`ConfigError` naming ``name``: "epochs must be an integer >= 1, got 0"."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value

@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 
 from rawtf._tf import import_tensorflow
-from rawtf.errors import ConfigError, ShapeError
+from rawtf.errors import ConfigError, ShapeError, check_int
 
 tf = import_tensorflow()
 
@@ -27,12 +27,6 @@ def _padding(padding: str) -> str:
     value = str(padding).upper()
     if value not in PADDINGS:
         raise ConfigError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
-    return value
-
-
-def _positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return value
 
 
@@ -137,7 +131,7 @@ def conv2d(x, W, b=None, stride: int = 1, padding: str = "SAME"):
             f"conv2d: input has {x.shape[-1]} channels but the kernel {_static_shape(W)} "
             f"expects {W.shape[2]}"
         )
-    _positive("stride", stride)
+    check_int("stride", stride)
     y = tf.nn.conv2d(x, _cast_to(W, x), strides=stride, padding=_padding(padding))
     return y if b is None else tf.nn.bias_add(y, _cast_to(b, x))
 
@@ -146,8 +140,8 @@ def max_pool(x, window: int = 2, stride: int = 2, padding: str = "SAME"):
     """Max over ``window x window`` patches every ``stride`` pixels."""
     x = tf.convert_to_tensor(x)
     _check_rank(x, 4, "max_pool", "(N, H, W, C)")
-    _positive("window", window)
-    _positive("stride", stride)
+    check_int("window", window)
+    check_int("stride", stride)
     return tf.nn.max_pool2d(x, ksize=window, strides=stride, padding=_padding(padding))
 
 

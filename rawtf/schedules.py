@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from rawtf._tf import import_tensorflow
-from rawtf.errors import ConfigError
+from rawtf.errors import ConfigError, check_int
 
 tf = import_tensorflow()
 
@@ -16,12 +16,6 @@ def _positive(name: str, value: float) -> float:
     if not value > 0:
         raise ConfigError(f"{name} must be positive, got {value}")
     return float(value)
-
-
-def _steps(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 class Schedule:
@@ -53,7 +47,7 @@ class StepDecay(Schedule):
 
     def __init__(self, lr: float, every: int, factor: float = 0.1):
         self.lr = _positive("lr", lr)
-        self.every = _steps("every", every)
+        self.every = check_int("every", every)
         if not 0 < factor <= 1:
             raise ConfigError(f"factor must lie in (0, 1], got {factor}")
         self.factor = float(factor)
@@ -72,8 +66,8 @@ class CosineDecay(Schedule):
 
     def __init__(self, lr: float, total: int, warmup: int = 0, final_lr: float = 0.0):
         self.lr = _positive("lr", lr)
-        self.total = _steps("total", total)
-        self.warmup = _steps("warmup", warmup, minimum=0)
+        self.total = check_int("total", total)
+        self.warmup = check_int("warmup", warmup, minimum=0)
         if self.warmup >= self.total:
             raise ConfigError(f"warmup ({warmup}) must be shorter than total ({total})")
         if not 0 <= final_lr <= lr:
@@ -101,7 +95,7 @@ class OneCycle(Schedule):
         final_div: float = 1e4,
     ):
         self.max_lr = _positive("max_lr", max_lr)
-        self.total = _steps("total", total, minimum=2)
+        self.total = check_int("total", total, minimum=2)
         if not 0 < pct_start < 1:
             raise ConfigError(f"pct_start must lie in (0, 1), got {pct_start}")
         self.pct_start = float(pct_start)

@@ -27,6 +27,7 @@ from rawtf.errors import (
     DataError,
     TrainingError,
     TrainingInterrupted,
+    check_int,
 )
 from rawtf.models import compute_dtype
 from rawtf.optim import Optimizer
@@ -85,8 +86,7 @@ class EarlyStopping:
             mode = "max" if "acc" in monitor else "min"
         if mode not in ("min", "max"):
             raise ConfigError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ConfigError(f"patience must be an integer >= 0, got {patience!r}")
+        check_int("patience", patience, 0)
         self.model, self.monitor, self.patience = model, monitor, patience
         self.min_delta, self.mode = abs(float(min_delta)), mode
         self.restore_best_weights = restore_best_weights
@@ -366,20 +366,12 @@ def fit(
     returns to Python); checkpoints every ``save_every_steps`` and Ctrl-C still land on
     exact steps, and the result does not depend on it.
     """
-    for name, value, low in (
-        ("epochs", epochs, 1),
-        ("batch_size", batch_size, 1),
-        ("initial_epoch", initial_epoch, 0),
-        ("steps_per_execution", steps_per_execution, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-    if save_every_steps is not None and (
-        isinstance(save_every_steps, bool)
-        or not isinstance(save_every_steps, int)
-        or save_every_steps < 1
-    ):
-        raise ConfigError(f"save_every_steps must be a positive integer, got {save_every_steps!r}")
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
+    check_int("initial_epoch", initial_epoch, 0)
+    check_int("steps_per_execution", steps_per_execution)
+    if save_every_steps is not None:
+        check_int("save_every_steps", save_every_steps)
     if resume not in ("auto", True, False):
         raise ConfigError(f"resume must be 'auto', True or False, got {resume!r}")
     if not isinstance(optimizer, Optimizer):
