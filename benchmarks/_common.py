@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,9 +16,35 @@ from tests.keras_twins import copy_weights, keras_twin  # noqa: E402
 
 tf = import_tensorflow()
 
-__all__ = ["ROOT", "copy_weights", "keras_twin", "spread", "tf"]
+__all__ = ["ROOT", "copy_weights", "keras_twin", "pair_rounds", "spread", "tf", "timed"]
 
 
 def spread(values: list[float]) -> str:
     """``median (min-max)`` of ``values``."""
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def timed(n: int, fn):
+    """A function running ``fn`` once and returning ``n`` items / seconds taken."""
+
+    def run():
+        start = time.perf_counter()
+        fn()
+        return n / (time.perf_counter() - start)
+
+    return run
+
+
+def pair_rounds(ours, theirs, count: int) -> tuple[list[float], list[float]]:
+    """Warm both up, then ``count`` rounds of back-to-back runs (ours first in even
+    rounds, theirs first in odd ones); returns each one's rates."""
+    ours(), theirs()
+    a, b = [], []
+    for r in range(count):
+        if r % 2 == 0:
+            a.append(ours())
+            b.append(theirs())
+        else:
+            b.append(theirs())
+            a.append(ours())
+    return a, b

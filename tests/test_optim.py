@@ -23,12 +23,13 @@ def numpy_adam(theta, grads, lr, b1, b2, eps):
     return theta, m, v
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("lr,b1,b2,eps", [(1e-3, 0.9, 0.999, 1e-7), (0.05, 0.8, 0.99, 1e-4)])
-def test_adam_matches_numpy(rng, lr, b1, b2, eps):
+def test_adam_matches_numpy(rng, lr, b1, b2, eps, fused):
     theta0 = rng.normal(size=(3, 4))
     grads = [rng.normal(size=(3, 4)) for _ in range(8)]
     var = tf.Variable(theta0, dtype=tf.float64)
-    opt = optim.Adam(lr, beta_1=b1, beta_2=b2, epsilon=eps).build([var])
+    opt = optim.Adam(lr, beta_1=b1, beta_2=b2, epsilon=eps, fused=fused).build([var])
     for g in grads:
         opt.apply([tf.constant(g)], [var])
     theta, m, v = numpy_adam(theta0, grads, lr, b1, b2, eps)
