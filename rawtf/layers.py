@@ -224,10 +224,10 @@ def batch_norm(
         moving_variance = momentum * moving_variance + (1 - momentum) * var
 
     Outside training the moving statistics are used and nothing changes. With ``fused``,
-    NHWC training uses TensorFlow's fused kernel; its variance output carries Bessel's
-    ``n/(n-1)``, which is undone so the moving variance matches the biased one. The fused
-    kernel rounds differently (about 1e-6 relative per layer, which a deep stack of
-    normalisations amplifies), so the default is the exact two-op form.
+    NHWC inputs use TensorFlow's fused kernel (in inference too); in training its variance
+    output carries Bessel's ``n/(n-1)``, which is undone so the moving variance matches the
+    biased one. The fused kernel rounds differently (about 1e-6 relative per layer, which a
+    deep stack of normalisations amplifies), so the default is the exact two-op form.
 
     A bfloat16 ``x`` is normalised with float32 statistics and parameters (the fused kernel
     takes it as is; the two-op form computes in float32) and the result is bfloat16."""
@@ -239,7 +239,7 @@ def batch_norm(
     channels = gamma.shape[-1]
     if x.shape[-1] is not None and x.shape[-1] != channels:
         raise ShapeError(f"batch_norm: input has {x.shape[-1]} channels but gamma has {channels}")
-    if x.dtype != tf.float32 and not (fused and training and x.shape.rank == 4):
+    if x.dtype != tf.float32 and not (fused and x.shape.rank == 4):
         y = batch_norm(
             tf.cast(x, tf.float32),
             gamma,
@@ -252,6 +252,17 @@ def batch_norm(
             fused,
         )
         return tf.cast(y, x.dtype)
+    if not training and fused and x.shape.rank == 4:
+        return tf.raw_ops.FusedBatchNormV3(
+            x=x,
+            scale=gamma,
+            offset=beta,
+            mean=moving_mean,
+            variance=moving_variance,
+            epsilon=epsilon,
+            data_format="NHWC",
+            is_training=False,
+        )[0]
     if not training:
         return tf.nn.batch_normalization(x, moving_mean, moving_variance, beta, gamma, epsilon)
     if fused and x.shape.rank == 4:

@@ -197,7 +197,9 @@ def test_batch_norm_matches_numpy(rng, fused, shape):
     np.testing.assert_allclose(moving_var.numpy(), 0.9 * var0 + 0.1 * var, rtol=1e-5, atol=1e-6)
     # Inference: moving statistics, and no update.
     m, v = moving_mean.numpy(), moving_var.numpy()
-    y = L.batch_norm(x, gamma, beta, moving_mean, moving_var, training=False, epsilon=1e-3)
+    y = L.batch_norm(
+        x, gamma, beta, moving_mean, moving_var, training=False, epsilon=1e-3, fused=fused
+    )
     np.testing.assert_allclose(
         y.numpy(), gamma * (x - m) / np.sqrt(v + 1e-3) + beta, rtol=1e-5, atol=1e-5
     )
