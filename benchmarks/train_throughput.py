@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
-from _common import keras_twin, spread
+from _common import keras_twin, pair_rounds, spread, timed
 
 
 def main() -> None:
@@ -54,29 +53,24 @@ def measure(name: str, x, y, args) -> str:
         metrics=["accuracy"],
     )
 
-    def run_rawtf():
-        start = time.perf_counter()
-        rawtf.fit(model, optimizer, (x, y), epochs=1, batch_size=args.batch_size, verbose=0)
-        return n / (time.perf_counter() - start)
-
-    def run_keras():
-        start = time.perf_counter()
-        twin.fit(x_float, y, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=True)
-        return n / (time.perf_counter() - start)
-
-    run_rawtf(), run_keras()  # warm-up: tracing and first-call costs
-    ratios, rawtf_rates, keras_rates = [], [], []
-    for r in range(args.rounds):
-        if r % 2 == 0:
-            a, b = run_rawtf(), run_keras()
-        else:
-            b, a = run_keras(), run_rawtf()
-        rawtf_rates.append(a)
-        keras_rates.append(b)
-        ratios.append(a / b)
-        print(
-            f"{name} round {r + 1}: rawtf {a:6.0f} img/s  keras {b:6.0f} img/s  ratio {a / b:.3f}"
-        )
+    rawtf_rates, keras_rates = pair_rounds(
+        timed(
+            n,
+            lambda: rawtf.fit(
+                model, optimizer, (x, y), epochs=1, batch_size=args.batch_size, verbose=0
+            ),
+        ),
+        timed(
+            n,
+            lambda: twin.fit(
+                x_float, y, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=True
+            ),
+        ),
+        args.rounds,
+    )
+    ratios = [a / b for a, b in zip(rawtf_rates, keras_rates, strict=True)]
+    for r, (a, b) in enumerate(zip(rawtf_rates, keras_rates, strict=True), start=1):
+        print(f"{name} round {r}: rawtf {a:6.0f} img/s  keras {b:6.0f} img/s  ratio {a / b:.3f}")
     return (
         f"{name}: rawtf {statistics.median(rawtf_rates):.0f} img/s, "
         f"keras fit {statistics.median(keras_rates):.0f} img/s, "

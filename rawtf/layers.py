@@ -239,7 +239,8 @@ def batch_norm(
     channels = gamma.shape[-1]
     if x.shape[-1] is not None and x.shape[-1] != channels:
         raise ShapeError(f"batch_norm: input has {x.shape[-1]} channels but gamma has {channels}")
-    if x.dtype != tf.float32 and not (fused and x.shape.rank == 4):
+    fused = fused and x.shape.rank == 4
+    if x.dtype != tf.float32 and not fused:
         y = batch_norm(
             tf.cast(x, tf.float32),
             gamma,
@@ -252,34 +253,27 @@ def batch_norm(
             fused,
         )
         return tf.cast(y, x.dtype)
-    if not training and fused and x.shape.rank == 4:
-        return tf.raw_ops.FusedBatchNormV3(
-            x=x,
-            scale=gamma,
-            offset=beta,
-            mean=moving_mean,
-            variance=moving_variance,
-            epsilon=epsilon,
-            data_format="NHWC",
-            is_training=False,
-        )[0]
-    if not training:
-        return tf.nn.batch_normalization(x, moving_mean, moving_variance, beta, gamma, epsilon)
-    if fused and x.shape.rank == 4:
+    if fused:
+        # In training the kernel computes the batch's moments (given empty statistics);
+        # in inference it normalises with the moving ones.
         empty = tf.constant([], dtype=tf.float32)
         y, mean, variance = tf.raw_ops.FusedBatchNormV3(
             x=x,
             scale=gamma,
             offset=beta,
-            mean=empty,
-            variance=empty,
+            mean=empty if training else moving_mean,
+            variance=empty if training else moving_variance,
             epsilon=epsilon,
             exponential_avg_factor=1.0,
             data_format="NHWC",
-            is_training=True,
+            is_training=bool(training),
         )[:3]
+        if not training:
+            return y
         n = tf.cast(tf.size(x) // tf.shape(x)[-1], variance.dtype)
         variance = variance * (n - 1.0) / tf.maximum(n, 1.0)
+    elif not training:
+        return tf.nn.batch_normalization(x, moving_mean, moving_variance, beta, gamma, epsilon)
     else:
         mean, variance = tf.nn.moments(x, axes=list(range(x.shape.rank - 1)))
         y = tf.nn.batch_normalization(x, mean, variance, beta, gamma, epsilon)

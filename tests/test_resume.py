@@ -25,7 +25,17 @@ def weights(model):
     return {k: v.numpy() for k, v in model.variable_map().items()}
 
 
-def run(subset, ckpt, epochs, resume="auto", seed=3, save_every=None, verbose=0, per_call=32):
+def run(
+    subset,
+    ckpt,
+    epochs,
+    resume="auto",
+    seed=3,
+    save_every=None,
+    verbose=0,
+    per_call=32,
+    print_fn=lambda s: None,
+):
     model = rawtf.get_model("deep_bn", seed=0)  # batch-norm state and dropout both matter
     optimizer = rawtf.Adam(rawtf.schedules.OneCycle(3e-3, 2 * 10))
     history = rawtf.fit(
@@ -41,7 +51,7 @@ def run(subset, ckpt, epochs, resume="auto", seed=3, save_every=None, verbose=0,
         save_every_steps=save_every,
         verbose=verbose,
         augment=True,
-        print_fn=lambda s: None,
+        print_fn=print_fn,
         steps_per_execution=per_call,
     )
     return model, optimizer, history
@@ -87,19 +97,7 @@ def test_interrupt_saves_and_resumes_mid_epoch(subset, tmp_path, monkeypatch, pe
         tmp_path / "c", rawtf.get_model("deep_bn"), rawtf.Adam()
     ).latest.endswith(f"ckpt-{saved_at}")
     lines = []
-    model = rawtf.get_model("deep_bn", seed=0)
-    rawtf.fit(
-        model,
-        rawtf.Adam(rawtf.schedules.OneCycle(3e-3, 20)),
-        subset[0],
-        epochs=2,
-        batch_size=64,
-        seed=3,
-        validation_data=subset[1],
-        checkpoint_dir=str(tmp_path / "c"),
-        augment=True,
-        print_fn=lines.append,
-    )
+    model, _, _ = run(subset, str(tmp_path / "c"), epochs=2, verbose=1, print_fn=lines.append)
     assert lines[0].startswith(f"resuming from epoch 1, step {saved_at}")
     straight, _, _ = run(subset, str(tmp_path / "d"), epochs=2)
     for key, value in weights(straight).items():
