@@ -551,13 +551,19 @@ def run_guarded(function: Callable[[], int]) -> int:
         return 130
 
 
-def parse_and_import(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Any:
-    """Parse ``argv``, then import TensorFlow (quietly unless ``--verbose``)."""
+def start_tensorflow(args: argparse.Namespace) -> None:
+    """Import TensorFlow (quietly unless ``--verbose``) and start the clock that
+    :func:`seconds_since_start` reads."""
     from rawtf._tf import import_tensorflow
 
-    args = parser.parse_args(argv)
     import_tensorflow(verbose=getattr(args, "verbose", False))
     args.clock_start = time.perf_counter()
+
+
+def parse_and_import(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Any:
+    """Parse ``argv``, then :func:`start_tensorflow`."""
+    args = parser.parse_args(argv)
+    start_tensorflow(args)
     return args
 
 
@@ -573,10 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command is None:
             raise UsageError(f"{PROG}: a command is required ({', '.join(COMMANDS)}); see --help")
-        from rawtf._tf import import_tensorflow
-
-        import_tensorflow(verbose=args.verbose)
-        args.clock_start = time.perf_counter()
+        start_tensorflow(args)
         return COMMANDS[args.command](args)
 
     return run_guarded(run)
