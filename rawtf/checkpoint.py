@@ -179,9 +179,11 @@ def load(directory: str | os.PathLike) -> M.Model:
 class _Serving(tf.Module):
     """The exported object: the model and its two serving functions."""
 
-    def __init__(self, model: M.Model):
+    def __init__(self, model: M.Model, precision: str | None = None):
         super().__init__(name="rawtf_serving")
+        M.compute_dtype(precision)  # an unknown precision fails here, before any tracing
         self.model = model
+        self.precision = precision
         h, w, c = model.input_shape
 
         @tf.function(
@@ -200,18 +202,23 @@ class _Serving(tf.Module):
         self.serve_float, self.serve_uint8 = serve_float, serve_uint8
 
     def _outputs(self, images):
-        probabilities = tf.nn.softmax(self.model(images, training=False, dropout=False))
+        logits = self.model(images, training=False, dropout=False, precision=self.precision)
+        probabilities = tf.nn.softmax(logits)
         return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=1)}
 
 
-def export_saved_model(model: M.Model, directory: str | os.PathLike) -> Path:
+def export_saved_model(
+    model: M.Model, directory: str | os.PathLike, precision: str | None = None
+) -> Path:
     """Export ``model`` as a SavedModel for serving without rawtf: signature
     ``serving_default`` takes float32 images ``[None, 28, 28, 1]`` in [0, 1], and
     ``serving_uint8`` takes uint8 pixels ``[None, 28, 28]``; both return ``probabilities``
-    ``[None, 10]`` and ``classes`` (int64). Written to a temporary folder, then renamed."""
+    ``[None, 10]`` (float32) and ``classes`` (int64). ``precision="bf16"`` computes the
+    forward pass in bfloat16 (inputs and outputs keep their types). Written to a temporary
+    folder, then renamed."""
     directory = Path(directory)
+    serving = _Serving(model, precision)
     with _atomic_folder(directory, "saved_model.pb", "SavedModel") as tmp:
-        serving = _Serving(model)
         tf.saved_model.save(
             serving,
             str(tmp),

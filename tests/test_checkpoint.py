@@ -130,6 +130,23 @@ def test_saved_model_serves_without_rawtf(tmp_path, small_mnist):
         assert out[f"{key}_classes"] == classes.tolist()
 
 
+def test_saved_model_in_bf16(tmp_path, small_mnist):
+    model = rawtf.get_model("small_bn", seed=2)  # as initialised: probabilities far from 0, 1
+    x = small_mnist[1][0][:32]
+    fp32, _ = rawtf.predict(model, x)
+    bf16, classes = rawtf.predict(model, x, precision="bf16")
+    assert np.abs(bf16 - fp32).max() > 1e-4  # the two precisions are told apart
+    checkpoint.export_saved_model(model, tmp_path / "served", precision="bf16")
+    served = tf.saved_model.load(str(tmp_path / "served")).signatures["serving_uint8"]
+    out = served(images=tf.constant(x))
+    assert out["probabilities"].dtype == tf.float32
+    np.testing.assert_allclose(out["probabilities"].numpy(), bf16, rtol=1e-5, atol=1e-6)
+    assert out["classes"].numpy().tolist() == classes.tolist()
+    with pytest.raises(rawtf.ConfigError, match="precision must be"):
+        checkpoint.export_saved_model(model, tmp_path / "bad", precision="fp16")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_export_refuses_foreign_folders(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")

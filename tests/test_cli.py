@@ -131,6 +131,35 @@ def test_evaluate_reports_per_class_accuracy_and_plots(capsys, trained_run):
         assert (run_dir / "plots" / name).stat().st_size > 1000
 
 
+def test_evaluate_and_predict_in_bf16(capsys, trained_run, small_mnist, tmp_path):
+    from PIL import Image
+
+    run_dir, _ = trained_run
+    model = rawtf.runs.load_run(run_dir).model
+    _, test = rawtf.load_mnist()
+    fp32 = rawtf.evaluate(model, test)
+    bf16 = rawtf.evaluate(model, test, precision="bf16")
+    assert bf16["loss"] != fp32["loss"] and abs(bf16["accuracy"] - fp32["accuracy"]) < 0.01
+    code, out, err = run_main(capsys, "evaluate", str(run_dir), "--precision", "bf16")
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == cli.result_line(bf16)
+
+    x = small_mnist[1][0][:2]
+    paths = [tmp_path / f"digit{i}.png" for i in range(len(x))]
+    for path, image in zip(paths, x, strict=True):
+        Image.fromarray(image).save(path)
+    pictures = rawtf.images.load_digit_images(paths)
+    probabilities, labels = rawtf.predict(model, pictures, precision="bf16")
+    code, out, err = run_main(
+        capsys, "predict", str(run_dir), *map(str, paths), "--precision", "bf16"
+    )
+    assert code == 0, err
+    for line, label, p in zip(out.strip().splitlines(), labels, probabilities, strict=True):
+        assert line.split("\t")[1:] == [str(label), f"{p[label]:.4f}"]
+    code, _, err = run_main(capsys, "evaluate", str(run_dir), "--precision", "fp16")
+    assert code == 2 and "--precision: invalid choice" in err
+
+
 def test_submit_and_csv_training(capsys, trained_run, tmp_path, small_mnist):
     from rawtf import kaggle
 
@@ -243,7 +272,12 @@ def test_export_command(capsys, trained_run, tmp_path):
     run_dir, _ = trained_run
     code, out, err = run_main(capsys, "export", str(run_dir), str(tmp_path / "served"))
     assert code == 0, err
-    assert (tmp_path / "served" / "saved_model.pb").is_file()
+    assert (tmp_path / "served" / "saved_model.pb").is_file() and "(fp32)" in out
+    code, out, err = run_main(
+        capsys, "export", str(run_dir), str(tmp_path / "served16"), "--precision", "bf16"
+    )
+    assert code == 0, err
+    assert (tmp_path / "served16" / "saved_model.pb").is_file() and "(bf16)" in out
     code, _, err = run_main(capsys, "export", str(tmp_path / "no-run"), str(tmp_path / "x"))
     assert code == 2 and "no such file (not a rawtf run folder)" in err
 
