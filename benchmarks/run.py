@@ -22,7 +22,8 @@ JSON also keeps every rate and each contestant's fastest run. Inference: rawtf
 ``predict`` (fp32 and bf16) against Keras ``predict`` on the same images, batch 1000,
 alternated the same way. The share of the peak is
 ``3 x FLOPs per image x img/s`` over a large ``tf.linalg.matmul``'s FLOP/s timed in the same
-run. Writes ``results.json`` and ``results.md`` to ``--out``.
+run (inference: ``FLOPs per image x img/s``). Writes ``results.json`` and ``results.md`` to
+``--out``.
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ RATIOS = {
         ("rawtf", "keras"),
         ("rawtf_bf16", "keras"),
         ("rawtf_bf16", "keras_bf16"),
+        ("rawtf_bf16", "rawtf"),
     ],
 }
 
@@ -205,8 +207,9 @@ def markdown(results: list[dict], peak: float, peak16: float) -> str:
         "",
         "| model | train img/s rawtf fp32 | Keras fit | rawtf/Keras | % of fp32 peak (median / "
         "fastest run) | "
-        "predict img/s rawtf | Keras predict | rawtf/Keras | rawtf bf16/Keras fp32 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "predict img/s rawtf | Keras predict | rawtf/Keras | predict, % of fp32 peak (rawtf / "
+        "Keras) | rawtf bf16/Keras fp32 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         t, i = r["train"], r["infer"]
@@ -217,6 +220,8 @@ def markdown(results: list[dict], peak: float, peak16: float) -> str:
             f"{spread(r['train_ratios']['rawtf/keras'])} | "
             f"{100 * share:.0f}% / {100 * best:.0f}% | "
             f"{i['rawtf']:.0f} | {i['keras']:.0f} | {spread(r['infer_ratios']['rawtf/keras'])} | "
+            f"{100 * r['flops_per_image'] * i['rawtf'] / peak:.0f}% / "
+            f"{100 * r['flops_per_image'] * i['keras'] / peak:.0f}% | "
             f"{spread(r['infer_ratios']['rawtf_bf16/keras'])} |"
         )
     extra = [
@@ -232,7 +237,7 @@ def markdown(results: list[dict], peak: float, peak16: float) -> str:
         (r["model"], key, values)
         for r in results
         for key, values in r["infer_ratios"].items()
-        if key == "rawtf_bf16/keras_bf16"
+        if key not in ("rawtf/keras", "rawtf_bf16/keras")
     ]
     if extra:
         lines += ["", "| model | inference ratio | median (min–max) |", "| --- | --- | --- |"]

@@ -97,8 +97,8 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     add_precision_argument(
         parser,
         "fp32",
-        "bf16: compute in bfloat16 (about 2x faster on CPUs with AVX-512 BF16; probabilities "
-        "differ from fp32 by about 1e-2)",
+        "bf16: compute in bfloat16 (faster on CPUs with AVX-512 BF16; probabilities differ "
+        "from fp32 by about 1e-2)",
     )
     add_common_arguments(parser)
 
