@@ -21,25 +21,29 @@ import rawtf
 (x, y), _ = rawtf.load_mnist()
 x, y = x[:1024], y[:1024]
 
-def train(strategy):
+def train(strategy, fused):
     scope = strategy.scope() if strategy else tf.name_scope("single")
     with scope:
         model = rawtf.get_model("tutorial", seed=0, dropout_rate=0.0)
-        # Distributed updates use Adam's element-wise form; so does the reference here
-        # (the fused kernel rounds differently, which Adam's m / sqrt(v) amplifies).
-        optimizer = rawtf.Adam(1e-3, fused=False)
+        optimizer = rawtf.Adam(1e-3, fused=fused)
     history = rawtf.fit(model, optimizer, (x, y), epochs=2, batch_size=128, seed=0,
                         verbose=0, strategy=strategy)
     return model, history
 
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert mirrored.num_replicas_in_sync == 2
-single, h1 = train(None)
-multi, h2 = train(mirrored)
-diff = {k: float(np.max(np.abs(v.numpy() - multi.variable_map()[k].numpy())))
-        for k, v in single.variable_map().items()}
-scale = {k: float(np.max(np.abs(v.numpy()))) for k, v in single.variable_map().items()}
-print(json.dumps({"diff": diff, "loss": [h1["loss"], h2["loss"]], "scale": scale}))
+results = {}
+for fused in (False, True):  # Adam's element-wise form, then its kernel on each device's copy
+    single, h1 = train(None, fused)
+    multi, h2 = train(mirrored, fused)
+    diff = {k: float(np.max(np.abs(v.numpy() - multi.variable_map()[k].numpy())))
+            for k, v in single.variable_map().items()}
+    scale = {k: float(np.max(np.abs(v.numpy()))) for k, v in single.variable_map().items()}
+    copies = max(float(np.max(np.abs(v.values[0].numpy() - v.values[1].numpy())))
+                 for v in multi.variable_map().values())
+    results[f"fused={fused}"] = {"diff": diff, "loss": [h1["loss"], h2["loss"]], "scale": scale,
+                                 "copies": copies, "devices": len(multi.variables[0].values)}
+print(json.dumps(results))
 """
 
 
@@ -53,9 +57,12 @@ def test_mirrored_training_matches_single_device():
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    # Same data, same updates: only the order of floating-point sums differs (each replica
-    # sums its half of the batch). After 16 Adam steps the weights agree to 1e-4.
-    for key, diff in result["diff"].items():
-        assert diff <= 1e-4 * max(1.0, result["scale"][key]), (key, diff)
-    np.testing.assert_allclose(result["loss"][0], result["loss"][1], rtol=1e-4)
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    for form, result in results.items():
+        # Same data, same updates: only the order of floating-point sums differs (each
+        # replica sums its half of the batch). After 16 Adam steps the weights agree to 1e-4.
+        for key, diff in result["diff"].items():
+            assert diff <= 1e-4 * max(1.0, result["scale"][key]), (form, key, diff)
+        np.testing.assert_allclose(result["loss"][0], result["loss"][1], rtol=1e-4)
+        # Both devices hold identical copies of every variable.
+        assert result["devices"] == 2 and result["copies"] == 0.0, (form, result["copies"])
