@@ -9,6 +9,7 @@ TensorFlow is imported quietly unless ``--verbose``. Errors a user can cause pri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -62,6 +63,7 @@ MODEL_NAMES = (
 )  # kept in step with rawtf.models by a test
 RECIPE_NAMES = ("fast", "best")  # as rawtf.recipes.RECIPES, kept in step by a test
 PRECISIONS = ("fp32", "bf16")
+DISTRIBUTE_NAMES = ("mirrored",)
 INIT_NAMES = ("he", "glorot", "normal")
 OPTIMIZER_NAMES = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULE_NAMES = ("constant", "cosine", "step", "onecycle")  # as rawtf.schedules.SCHEDULES
@@ -155,6 +157,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_precision_argument(
         parser, None, "bf16: bfloat16 mixed precision, float32 weights and loss (default fp32)"
+    )
+    parser.add_argument(
+        "--distribute",
+        choices=DISTRIBUTE_NAMES,
+        help="mirrored: data-parallel on every local GPU (else the CPU) with "
+        "tf.distribute.MirroredStrategy; --batch-size is then the global batch",
     )
     parser.add_argument(
         "--logdir", metavar="DIR", help="write TensorBoard summaries here (needs tensorboard)"
@@ -340,11 +348,29 @@ def make_optimizer(args: argparse.Namespace, train_size: int):
 
 
 def build_from_args(args, train_size: int):
-    """``(model, optimizer)`` as the prepared flags describe them."""
+    """``(model, optimizer)`` as the prepared flags describe them; with ``--distribute``
+    both are made under the strategy's scope (kept in ``args.strategy`` for
+    :func:`fit_from_args`)."""
     import rawtf
 
-    model = rawtf.get_model(args.model, init=args.init, seed=args.seed, **args.model_settings)
-    return model, make_optimizer(args, train_size)
+    args.strategy = make_strategy(getattr(args, "distribute", None))
+    with args.strategy.scope() if args.strategy else contextlib.nullcontext():
+        model = rawtf.get_model(args.model, init=args.init, seed=args.seed, **args.model_settings)
+        return model, make_optimizer(args, train_size)
+
+
+def make_strategy(name: str | None):
+    """The ``tf.distribute`` strategy ``--distribute`` names, or None; says how many
+    replicas it has."""
+    if name is None:
+        return None
+    from rawtf._tf import import_tensorflow
+
+    tf = import_tensorflow()
+    strategy = tf.distribute.MirroredStrategy()
+    devices = ", ".join(strategy.extended.worker_devices)
+    print(f"distributing over {strategy.num_replicas_in_sync} replica(s): {devices}")
+    return strategy
 
 
 def fit_from_args(args, model, optimizer, train, validation, **fit_options):
@@ -363,6 +389,7 @@ def fit_from_args(args, model, optimizer, train, validation, **fit_options):
         augment=args.augment,
         logdir=args.logdir,
         precision=args.precision,
+        strategy=getattr(args, "strategy", None),
         **fit_options,
     )
 

@@ -25,7 +25,10 @@ def train(strategy, fused):
     scope = strategy.scope() if strategy else tf.name_scope("single")
     with scope:
         model = rawtf.get_model("tutorial", seed=0, dropout_rate=0.0)
-        optimizer = rawtf.Adam(1e-3, fused=fused)
+        # At 1e-3 the first epoch on 1,024 images overshoots (mean loss 3.4), which amplifies
+        # the replicas' different summation order chaotically (1e-6 to 1e-4 depending on
+        # the rounding); at 1e-4 training is smooth and the comparison sharp.
+        optimizer = rawtf.Adam(1e-4, fused=fused)
     history = rawtf.fit(model, optimizer, (x, y), epochs=2, batch_size=128, seed=0,
                         verbose=0, strategy=strategy)
     return model, history
@@ -60,9 +63,41 @@ def test_mirrored_training_matches_single_device():
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     for form, result in results.items():
         # Same data, same updates: only the order of floating-point sums differs (each
-        # replica sums its half of the batch). After 16 Adam steps the weights agree to 1e-4.
+        # replica sums its half of the batch). After 16 Adam steps the weights agree to 1e-5
+        # (measured: 1.2e-7 for both forms).
         for key, diff in result["diff"].items():
-            assert diff <= 1e-4 * max(1.0, result["scale"][key]), (form, key, diff)
-        np.testing.assert_allclose(result["loss"][0], result["loss"][1], rtol=1e-4)
+            assert diff <= 1e-5 * max(1.0, result["scale"][key]), (form, key, diff)
+        np.testing.assert_allclose(result["loss"][0], result["loss"][1], rtol=1e-5)
         # Both devices hold identical copies of every variable.
         assert result["devices"] == 2 and result["copies"] == 0.0, (form, result["copies"])
+
+
+CLI_SCRIPT = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from rawtf import cli
+sys.exit(cli.main(["train", "--distribute", "mirrored", "--model", "three_conv", "--epochs", "1",
+                   "--train-limit", "512", "--batch-size", "64", "--out", sys.argv[1]]))
+"""
+
+
+def test_train_command_distributes(tmp_path):
+    import rawtf
+
+    proc = subprocess.run(
+        [PYTHON, "-c", CLI_SCRIPT, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=python_env(),
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("distributing over 2 replica(s): ") and "CPU:1" in lines[0]
+    # The saved model is the trained one: it scores what the command reported.
+    model = rawtf.runs.load_run(tmp_path / "run").model
+    _, test = rawtf.load_mnist()
+    assert lines[-1] == rawtf.cli.result_line(rawtf.evaluate(model, test))
