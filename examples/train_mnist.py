@@ -25,7 +25,7 @@ from rawtf.cli import (
 
 def main(argv=None) -> int:
     args = parse_and_import(train_parser("train_mnist.py", __doc__.splitlines()[0]), argv)
-    prepare_training(args)  # --recipe, defaults, --deterministic
+    prepare_training(args)  # --recipe, defaults, --deterministic, --distribute
     import rawtf
 
     train, validation, test = load_training_data(args)

@@ -63,7 +63,7 @@ MODEL_NAMES = (
 )  # kept in step with rawtf.models by a test
 RECIPE_NAMES = ("fast", "best")  # as rawtf.recipes.RECIPES, kept in step by a test
 PRECISIONS = ("fp32", "bf16")
-DISTRIBUTE_NAMES = ("mirrored",)
+DISTRIBUTE_NAMES = ("mirrored", "multiworker")
 INIT_NAMES = ("he", "glorot", "normal")
 OPTIMIZER_NAMES = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULE_NAMES = ("constant", "cosine", "step", "onecycle")  # as rawtf.schedules.SCHEDULES
@@ -161,8 +161,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--distribute",
         choices=DISTRIBUTE_NAMES,
-        help="mirrored: data-parallel on every local GPU (else the CPU) with "
-        "tf.distribute.MirroredStrategy; --batch-size is then the global batch",
+        help="data-parallel training; --batch-size is then the global batch. mirrored: every "
+        "local GPU (else the CPU); multiworker: one process per machine, the cluster named "
+        "by $TF_CONFIG (each worker writes its own --out)",
     )
     parser.add_argument(
         "--logdir", metavar="DIR", help="write TensorBoard summaries here (needs tensorboard)"
@@ -277,7 +278,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 
 def prepare_training(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> None:
     """Fill in what the flags left out — from ``--recipe``, then :data:`TRAIN_DEFAULTS` —
-    and switch on op determinism when asked. With ``stored`` (a resumed run's settings)
+    switch on op determinism when asked, and make the ``--distribute`` strategy
+    (``args.strategy``, None without it). With ``stored`` (a resumed run's settings)
     those settings win, except a larger ``--epochs`` given now. The model's own default
     learning rate and batch size are filled in by :func:`make_optimizer`."""
     if stored is not None:
@@ -300,6 +302,9 @@ def prepare_training(args: argparse.Namespace, stored: dict[str, Any] | None = N
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+    # Made before any TensorFlow op runs (multi-worker collectives must be set up first)
+    # and before anything is written.
+    args.strategy = make_strategy(getattr(args, "distribute", None))
 
 
 def load_labelled(args: argparse.Namespace):
@@ -349,27 +354,45 @@ def make_optimizer(args: argparse.Namespace, train_size: int):
 
 def build_from_args(args, train_size: int):
     """``(model, optimizer)`` as the prepared flags describe them; with ``--distribute``
-    both are made under the strategy's scope (kept in ``args.strategy`` for
-    :func:`fit_from_args`)."""
+    both are made under the strategy's scope (``args.strategy``, from
+    :func:`prepare_training`)."""
     import rawtf
 
-    args.strategy = make_strategy(getattr(args, "distribute", None))
-    with args.strategy.scope() if args.strategy else contextlib.nullcontext():
+    strategy = getattr(args, "strategy", None)
+    with strategy.scope() if strategy else contextlib.nullcontext():
         model = rawtf.get_model(args.model, init=args.init, seed=args.seed, **args.model_settings)
         return model, make_optimizer(args, train_size)
 
 
 def make_strategy(name: str | None):
     """The ``tf.distribute`` strategy ``--distribute`` names, or None; says how many
-    replicas it has."""
+    replicas it has. ``multiworker`` reads the cluster from ``$TF_CONFIG``."""
     if name is None:
         return None
+    import json
+    import os
+
     from rawtf._tf import import_tensorflow
 
     tf = import_tensorflow()
-    strategy = tf.distribute.MirroredStrategy()
+    if name == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()
+        where = ""
+    else:
+        try:
+            config = json.loads(os.environ.get("TF_CONFIG") or "null")
+            task = config["task"]
+            workers = len(config["cluster"]["worker"])
+        except (ValueError, TypeError, KeyError):
+            raise UsageError(
+                "--distribute multiworker: set TF_CONFIG to the cluster and this worker's task, "
+                '\'{"cluster": {"worker": ["host1:port", ...]}, "task": {"type": "worker", '
+                '"index": 0}}\''
+            ) from None
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        where = f" (worker {task.get('index', 0)} of {workers})"
     devices = ", ".join(strategy.extended.worker_devices)
-    print(f"distributing over {strategy.num_replicas_in_sync} replica(s): {devices}")
+    print(f"distributing over {strategy.num_replicas_in_sync} replica(s){where}: {devices}")
     return strategy
 
 
