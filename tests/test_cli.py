@@ -131,12 +131,12 @@ def test_evaluate_reports_per_class_accuracy_and_plots(capsys, trained_run):
         assert (run_dir / "plots" / name).stat().st_size > 1000
 
 
-def test_evaluate_and_predict_in_bf16(capsys, trained_run, small_mnist, tmp_path):
+def test_evaluate_and_predict_in_bf16(capsys, trained_run, mnist, tmp_path):
     from PIL import Image
 
     run_dir, _ = trained_run
     model = rawtf.runs.load_run(run_dir).model
-    _, test = rawtf.load_mnist()
+    test = mnist[1]  # what `rawtf evaluate` reads by default
     fp32 = rawtf.evaluate(model, test)
     bf16 = rawtf.evaluate(model, test, precision="bf16")
     assert bf16["loss"] != fp32["loss"] and abs(bf16["accuracy"] - fp32["accuracy"]) < 0.01
@@ -144,7 +144,7 @@ def test_evaluate_and_predict_in_bf16(capsys, trained_run, small_mnist, tmp_path
     assert code == 0, err
     assert out.strip().splitlines()[-1] == cli.result_line(bf16)
 
-    x = small_mnist[1][0][:2]
+    x = test[0][:2]
     paths = [tmp_path / f"digit{i}.png" for i in range(len(x))]
     for path, image in zip(paths, x, strict=True):
         Image.fromarray(image).save(path)

@@ -50,15 +50,20 @@ print(json.dumps(results))
 """
 
 
-def test_mirrored_training_matches_single_device():
-    proc = subprocess.run(
-        [PYTHON, "-c", SCRIPT],
+def _python(*args, env=None, cwd=ROOT):
+    """Run this interpreter with ``args``, output captured (10 minutes at most)."""
+    return subprocess.run(
+        [PYTHON, *args],
         capture_output=True,
         text=True,
-        env=python_env(),
-        cwd=ROOT,
+        env=python_env() if env is None else env,
+        cwd=cwd,
         timeout=600,
     )
+
+
+def test_mirrored_training_matches_single_device():
+    proc = _python("-c", SCRIPT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     for form, result in results.items():
@@ -117,14 +122,7 @@ def test_train_command_distributes(tmp_path, capsys):
     capsys.readouterr()
     reference = _weights(tmp_path / "single")
 
-    mirrored = subprocess.run(
-        [PYTHON, "-c", CLI_SCRIPT, "mirrored", str(tmp_path / "mirrored"), *TRAIN_FLAGS],
-        capture_output=True,
-        text=True,
-        env=python_env(),
-        cwd=ROOT,
-        timeout=600,
-    )
+    mirrored = _python("-c", CLI_SCRIPT, "mirrored", str(tmp_path / "mirrored"), *TRAIN_FLAGS)
     assert mirrored.returncode == 0, mirrored.stderr[-3000:]
     first = mirrored.stdout.splitlines()[0]
     assert first.startswith("distributing over 2 replica(s): ") and "CPU:1" in first
@@ -159,13 +157,16 @@ def test_train_command_distributes(tmp_path, capsys):
 def test_multiworker_needs_tf_config(tmp_path):
     env = python_env()
     env.pop("TF_CONFIG", None)
-    proc = subprocess.run(
-        [PYTHON, "-m", "rawtf.cli", "train", "--distribute", "multiworker", "--out", "x"],
-        capture_output=True,
-        text=True,
+    proc = _python(
+        "-m",
+        "rawtf.cli",
+        "train",
+        "--distribute",
+        "multiworker",
+        "--out",
+        "x",
         env=env,
         cwd=tmp_path,
-        timeout=300,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("rawtf: error: --distribute multiworker: set TF_CONFIG")
