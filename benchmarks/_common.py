@@ -16,7 +16,16 @@ from tests.keras_twins import copy_weights, keras_twin  # noqa: E402
 
 tf = import_tensorflow()
 
-__all__ = ["ROOT", "copy_weights", "keras_twin", "pair_rounds", "spread", "tf", "timed"]
+__all__ = [
+    "ROOT",
+    "compiled_keras_twin",
+    "copy_weights",
+    "keras_twin",
+    "pair_rounds",
+    "spread",
+    "tf",
+    "timed",
+]
 
 
 def spread(values: list[float]) -> str:
@@ -48,3 +57,22 @@ def pair_rounds(ours, theirs, count: int) -> tuple[list[float], list[float]]:
             b.append(theirs())
             a.append(ours())
     return a, b
+
+
+def compiled_keras_twin(name: str, policy: str = "float32"):
+    """The Keras twin of model ``name`` under dtype ``policy``, compiled as a Keras user
+    would: Adam 1e-3, sparse cross-entropy on logits, accuracy."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        twin = keras_twin(name)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    twin.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return twin

@@ -34,7 +34,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import ROOT, keras_twin, pair_rounds, spread, tf, timed
+from _common import ROOT, compiled_keras_twin, pair_rounds, spread, tf, timed
 
 BATCH = 128
 
@@ -53,23 +53,6 @@ def matmul_peak(dtype=None, size: int = 4096, repeats: int = 5) -> float:
         matmul().numpy()
         rates.append(2 * size**3 / (time.perf_counter() - start))
     return statistics.median(rates)
-
-
-def compiled_keras_twin(name: str, policy: str = "float32"):
-    import keras
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        twin = keras_twin(name)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    twin.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return twin
 
 
 def constant_feed(model, optimizer, x, y, steps: int):

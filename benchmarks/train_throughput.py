@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from _common import keras_twin, pair_rounds, spread, timed
+from _common import compiled_keras_twin, pair_rounds, spread, timed
 
 
 def main() -> None:
@@ -38,20 +38,13 @@ def main() -> None:
 
 
 def measure(name: str, x, y, args) -> str:
-    import keras
-
     import rawtf
 
     n = len(x)
     x_float = x[..., None].astype("float32") / 255.0
     model = rawtf.get_model(name)
     optimizer = rawtf.Adam(1e-3)
-    twin = keras_twin(name)
-    twin.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    twin = compiled_keras_twin(name)
 
     rawtf_rates, keras_rates = pair_rounds(
         timed(
