@@ -39,13 +39,13 @@ results = {}
 for fused in (False, True):  # Adam's element-wise form, then its kernel on each device's copy
     single, h1 = train(None, fused)
     multi, h2 = train(mirrored, fused)
-    diff = {k: float(np.max(np.abs(v.numpy() - multi.variable_map()[k].numpy())))
-            for k, v in single.variable_map().items()}
-    scale = {k: float(np.max(np.abs(v.numpy()))) for k, v in single.variable_map().items()}
+    for name, model in (("single", single), ("multi", multi)):
+        np.savez(f"{sys.argv[1]}/{name}-{fused}.npz",
+                 **{k.replace("/", "."): v.numpy() for k, v in model.variable_map().items()})
     copies = max(float(np.max(np.abs(v.values[0].numpy() - v.values[1].numpy())))
                  for v in multi.variable_map().values())
-    results[f"fused={fused}"] = {"diff": diff, "loss": [h1["loss"], h2["loss"]], "scale": scale,
-                                 "copies": copies, "devices": len(multi.variables[0].values)}
+    results[fused] = {"loss": [h1["loss"], h2["loss"]], "copies": copies,
+                      "devices": len(multi.variables[0].values)}
 print(json.dumps(results))
 """
 
@@ -62,19 +62,26 @@ def _python(*args, env=None, cwd=ROOT):
     )
 
 
-def test_mirrored_training_matches_single_device():
-    proc = _python("-c", SCRIPT)
+def _assert_close(reference, weights, tolerance=1e-5):
+    for key, value in reference.items():
+        diff = float(np.max(np.abs(value - weights[key])))
+        assert diff <= tolerance * max(1.0, float(np.max(np.abs(value)))), (key, diff)
+
+
+def test_mirrored_training_matches_single_device(tmp_path):
+    proc = _python("-c", SCRIPT, str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
-    for form, result in results.items():
+    assert set(results) == {"false", "true"}
+    for fused, result in results.items():
         # Same data, same updates: only the order of floating-point sums differs (each
         # replica sums its half of the batch). After 16 Adam steps the weights agree to 1e-5
         # (measured: 1.2e-7 for both forms).
-        for key, diff in result["diff"].items():
-            assert diff <= 1e-5 * max(1.0, result["scale"][key]), (form, key, diff)
+        single = dict(np.load(tmp_path / f"single-{fused.title()}.npz"))
+        _assert_close(single, dict(np.load(tmp_path / f"multi-{fused.title()}.npz")))
         np.testing.assert_allclose(result["loss"][0], result["loss"][1], rtol=1e-5)
         # Both devices hold identical copies of every variable.
-        assert result["devices"] == 2 and result["copies"] == 0.0, (form, result["copies"])
+        assert result["devices"] == 2 and result["copies"] == 0.0, (fused, result["copies"])
 
 
 CLI_SCRIPT = """
@@ -89,8 +96,10 @@ sys.exit(cli.main(["train", "--distribute", sys.argv[1], "--out", sys.argv[2], *
 
 # three_conv has neither dropout nor batch norm, so replicas see exactly what one device
 # sees; 1e-3 keeps its training smooth, which makes the comparison sharp.
-TRAIN_FLAGS = ["--model", "three_conv", "--lr", "1e-3", "--epochs", "2", "--train-limit", "1024"]
-TRAIN_FLAGS += ["--batch-size", "128"]
+TRAIN_FLAGS = [
+    *("--model", "three_conv", "--lr", "1e-3", "--epochs", "2"),
+    *("--train-limit", "1024", "--batch-size", "128"),
+]
 
 
 def _free_port() -> int:
@@ -105,12 +114,6 @@ def _weights(run_dir):
     import rawtf
 
     return {k: v.numpy() for k, v in rawtf.runs.load_run(run_dir).model.variable_map().items()}
-
-
-def _assert_close(reference, weights, tolerance=1e-5):
-    for key, value in reference.items():
-        diff = float(np.max(np.abs(value - weights[key])))
-        assert diff <= tolerance * max(1.0, float(np.max(np.abs(value)))), (key, diff)
 
 
 def test_train_command_distributes(tmp_path, capsys):
