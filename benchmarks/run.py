@@ -21,9 +21,10 @@ spread over rounds are reported: this machine switches between a full-speed and 
 JSON also keeps every rate and each contestant's fastest run. Inference: rawtf
 ``predict`` (fp32 and bf16) against Keras ``predict`` on the same images, batch 1000,
 alternated the same way. The share of the peak is
-``3 x FLOPs per image x img/s`` over a large ``tf.linalg.matmul``'s FLOP/s timed in the same
-run (inference: ``FLOPs per image x img/s``). Writes ``results.json`` and ``results.md`` to
-``--out``.
+``3 x FLOPs per image x img/s`` (inference: ``FLOPs per image x img/s``) over a large
+``tf.linalg.matmul``'s FLOP/s, the matmul alternated with the run like a contestant, so that
+each round's share compares runs made in the same state of the machine. Writes
+``results.json`` and ``results.md`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 from _common import ROOT, compiled_keras_twin, pair_rounds, spread, tf, timed
@@ -39,20 +39,22 @@ from _common import ROOT, compiled_keras_twin, pair_rounds, spread, tf, timed
 BATCH = 128
 
 
-def matmul_peak(dtype=None, size: int = 4096, repeats: int = 5) -> float:
-    """FLOP/s of a large matmul (fp32 unless ``dtype``): the machine's practical peak."""
+def matmul_run(dtype=None, size: int = 4096):
+    """A function timing one large matmul (fp32 unless ``dtype``) and returning its FLOP/s:
+    the machine's practical peak at that moment."""
     a = tf.random.normal((size, size))
     b = tf.random.normal((size, size))
     if dtype is not None:
         a, b = tf.cast(a, dtype), tf.cast(b, dtype)
     matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32)))
     matmul().numpy()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul().numpy()
-        rates.append(2 * size**3 / (time.perf_counter() - start))
-    return statistics.median(rates)
+    return timed(2 * size**3, lambda: matmul().numpy())
+
+
+def matmul_peak(dtype=None, repeats: int = 5) -> float:
+    """The median FLOP/s of ``repeats`` large matmuls."""
+    run = matmul_run(dtype)
+    return statistics.median(run() for _ in range(repeats))
 
 
 def constant_feed(model, optimizer, x, y, steps: int):
@@ -109,6 +111,9 @@ def measure(name: str, x, y, args) -> dict:
             n, lambda: twin16.fit(x_float, y, batch_size=BATCH, epochs=1, verbose=0)
         )
         infer["keras_bf16"] = timed(n, lambda: twin16.predict(x_float, batch_size=1000, verbose=0))
+    # The peak, timed next to each rawtf run: the per-round share of the peak is then
+    # immune to the machine changing speed between the peak's measurement and the run.
+    train["peak"] = infer["peak"] = matmul_run()
     if name == "tutorial":
         train["rawtf_constant_feed"] = timed(n, constant_feed(model, optimizer, x, y, n // BATCH))
         torch_run = torch_tutorial(x, y)
@@ -139,9 +144,12 @@ RATIOS = {
         ("rawtf_bf16", "rawtf"),
         ("rawtf", "rawtf_constant_feed"),
         ("rawtf", "torch"),
+        ("rawtf", "peak"),
     ],
     "infer": [
         ("rawtf", "keras"),
+        ("rawtf", "peak"),
+        ("keras", "peak"),
         ("rawtf_bf16", "keras"),
         ("rawtf_bf16", "keras_bf16"),
         ("rawtf_bf16", "rawtf"),
@@ -183,48 +191,54 @@ def torch_tutorial(x, y):
     return run
 
 
+def share(result: dict, kind: str, contestant: str) -> list[float]:
+    """Per-round shares of the fp32 peak: FLOP/s of ``contestant``'s run (3 x the forward
+    FLOPs per image when training) over the matmul peak timed next to it."""
+    flops = result["flops_per_image"] * (3 if kind == "train" else 1)
+    return [flops * r for r in result[f"{kind}_ratios"][f"{contestant}/peak"]]
+
+
+def percent(values: list[float]) -> str:
+    return f"{100 * statistics.median(values):.0f}%"
+
+
 def markdown(results: list[dict], peak: float, peak16: float) -> str:
     lines = [
         f"Matmul peak in this run: fp32 {peak / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} "
-        "GFLOP/s. Ratios: median (min–max) of per-round ratios.",
+        "GFLOP/s. Ratios: median (min–max) of per-round ratios. Shares of the peak: median "
+        "over rounds of a run's FLOP/s over the peak timed next to it; 'fastest' is the "
+        "fastest run over the run's median peak.",
         "",
-        "| model | train img/s rawtf fp32 | Keras fit | rawtf/Keras | % of fp32 peak (median / "
-        "fastest run) | "
-        "predict img/s rawtf | Keras predict | rawtf/Keras | predict, % of fp32 peak (rawtf / "
-        "Keras) | rawtf bf16/Keras fp32 |",
+        "| model | train img/s rawtf fp32 | Keras fit | rawtf/Keras | % of fp32 peak (median "
+        "/ fastest run) | predict img/s rawtf | Keras predict | rawtf/Keras | predict, % of "
+        "fp32 peak (rawtf / Keras) | rawtf bf16/Keras fp32 |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         t, i = r["train"], r["infer"]
-        share = 3 * r["flops_per_image"] * t["rawtf"] / peak
-        best = 3 * r["flops_per_image"] * r["train_fastest"]["rawtf"] / peak
+        fastest = 3 * r["flops_per_image"] * r["train_fastest"]["rawtf"] / peak
         lines.append(
             f"| {r['model']} | {t['rawtf']:.0f} | {t['keras']:.0f} | "
             f"{spread(r['train_ratios']['rawtf/keras'])} | "
-            f"{100 * share:.0f}% / {100 * best:.0f}% | "
+            f"{percent(share(r, 'train', 'rawtf'))} / {100 * fastest:.0f}% | "
             f"{i['rawtf']:.0f} | {i['keras']:.0f} | {spread(r['infer_ratios']['rawtf/keras'])} | "
-            f"{100 * r['flops_per_image'] * i['rawtf'] / peak:.0f}% / "
-            f"{100 * r['flops_per_image'] * i['keras'] / peak:.0f}% | "
+            f"{percent(share(r, 'infer', 'rawtf'))} / {percent(share(r, 'infer', 'keras'))} | "
             f"{spread(r['infer_ratios']['rawtf_bf16/keras'])} |"
         )
-    extra = [
-        (r["model"], key, values)
-        for r in results
-        for key, values in r["train_ratios"].items()
-        if key != "rawtf/keras"
-    ]
-    if extra:
-        lines += ["", "| model | training ratio | median (min–max) |", "| --- | --- | --- |"]
-        lines += [f"| {model} | {key} | {spread(values)} |" for model, key, values in extra]
-    extra = [
-        (r["model"], key, values)
-        for r in results
-        for key, values in r["infer_ratios"].items()
-        if key not in ("rawtf/keras", "rawtf_bf16/keras")
-    ]
-    if extra:
-        lines += ["", "| model | inference ratio | median (min–max) |", "| --- | --- | --- |"]
-        lines += [f"| {model} | {key} | {spread(values)} |" for model, key, values in extra]
+    in_main_table = {
+        "train": ("rawtf/keras", "rawtf/peak"),
+        "infer": ("rawtf/keras", "rawtf_bf16/keras", "rawtf/peak", "keras/peak"),
+    }
+    for kind, title in (("train", "training"), ("infer", "inference")):
+        extra = [
+            (r["model"], key, values)
+            for r in results
+            for key, values in r[f"{kind}_ratios"].items()
+            if key not in in_main_table[kind]
+        ]
+        if extra:
+            lines += ["", f"| model | {title} ratio | median (min–max) |", "| --- | --- | --- |"]
+            lines += [f"| {model} | {key} | {spread(values)} |" for model, key, values in extra]
     return "\n".join(lines)
 
 
