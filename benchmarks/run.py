@@ -20,7 +20,8 @@ spread over rounds are reported: this machine switches between a full-speed and 
 ~0.64x-speed state for seconds at a time, and adjacent runs mostly share the state. The
 JSON also keeps every rate and each contestant's fastest run. Inference: rawtf
 ``predict`` (fp32 and bf16) against Keras ``predict`` on the same images, batch 1000,
-alternated the same way. The share of the peak is
+alternated the same way; and, apart, rawtf ``predict`` against Keras ``predict`` each with its
+own default batch size (1000 and 32). The share of the peak is
 ``3 x FLOPs per image x img/s`` (inference: ``FLOPs per image x img/s``) over a large
 ``tf.linalg.matmul``'s FLOP/s, the matmul alternated with the run like a contestant, so that
 each round's share compares runs made in the same state of the machine. Writes
@@ -102,6 +103,9 @@ def measure(name: str, x, y, args) -> dict:
         "rawtf_bf16": timed(
             n, lambda: rawtf.predict(model, x_float, batch_size=1000, precision="bf16")
         ),
+        # What a Keras user gets without choosing a batch size (Keras's default is 32;
+        # rawtf's is the 1000 used above).
+        "keras_default_batch": timed(n, lambda: twin.predict(x_float, verbose=0)),
     }
     if name in args.bf16:
         model16, optimizer16 = rawtf.get_model(name, **settings), rawtf.Adam(1e-3)
@@ -153,6 +157,7 @@ RATIOS = {
         ("rawtf_bf16", "keras"),
         ("rawtf_bf16", "keras_bf16"),
         ("rawtf_bf16", "rawtf"),
+        ("rawtf", "keras_default_batch"),
     ],
 }
 
