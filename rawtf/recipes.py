@@ -12,7 +12,7 @@ the runs behind them.
   peaking at 2e-2, bfloat16 mixed precision, the fused batch-norm kernel.
 - ``best``: the highest single-model accuracy within 45 minutes — ``deep_bn`` with the fused
   batch-norm kernel, ±10° / ±10% / ±10% augmentation, 30 epochs of one-cycle Adam peaking
-  at 3e-3, batch 128, on all 60,000 training images (``--validation-split 0.0833`` holds
+  at 3e-3, batch 128, on all 60,000 training images (``--validation-split 0.083333`` holds
   5,000 out to watch, as the runs that fixed the settings did).
 """
 

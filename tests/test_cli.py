@@ -321,8 +321,8 @@ def test_recipe_fills_what_the_flags_leave_out():
         {"bn_fused": True},
     )
     assert mixed.validation_split == 0.0  # best trains on the whole training set...
-    watched = _prepared("--recipe", "best", "--validation-split", "0.0833")
-    assert watched.validation_split == 0.0833  # ...unless told to hold some out
+    watched = _prepared("--recipe", "best", "--validation-split", "0.083333")
+    assert watched.validation_split == 0.083333  # ...unless told to hold some out
 
 
 def test_train_with_a_recipe_records_its_settings(capsys, tmp_path):
