@@ -16,8 +16,9 @@ one epoch of ``--steps`` batches of 128 MNIST images. The contestants:
   of the tf.data pipeline (the pipeline's cost), and PyTorch eager when torch is installed.
 
 Ratios are taken per round (both numbers from adjacent runs), then the median and the
-spread over rounds are reported: this machine switches between a full-speed and a
-~0.64x-speed state for seconds at a time, and adjacent runs mostly share the state. The
+spread over rounds are reported: this machine switches, for seconds to minutes, between full
+speed and a state in which TensorFlow runs are capped (the README has the measurements), and
+adjacent runs mostly share the state. The
 JSON also keeps every rate and each contestant's fastest run. Inference: rawtf
 ``predict`` (fp32 and bf16) against Keras ``predict`` on the same images, batch 1000,
 alternated the same way; and, apart, rawtf ``predict`` against Keras ``predict`` each with its
@@ -115,8 +116,8 @@ def measure(name: str, x, y, args) -> dict:
             n, lambda: twin16.fit(x_float, y, batch_size=BATCH, epochs=1, verbose=0)
         )
         infer["keras_bf16"] = timed(n, lambda: twin16.predict(x_float, batch_size=1000, verbose=0))
-    # The peak, timed next to each rawtf run: the per-round share of the peak is then
-    # immune to the machine changing speed between the peak's measurement and the run.
+    # The peak, timed next to each rawtf run, so that a round's share of the peak compares
+    # a run and a matmul made in the same state of the machine.
     train["peak"] = infer["peak"] = matmul_run()
     if name == "tutorial":
         train["rawtf_constant_feed"] = timed(n, constant_feed(model, optimizer, x, y, n // BATCH))
