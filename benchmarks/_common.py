@@ -21,6 +21,7 @@ __all__ = [
     "compiled_keras_twin",
     "copy_weights",
     "keras_twin",
+    "matmul_run",
     "pair_rounds",
     "spread",
     "tf",
@@ -76,3 +77,15 @@ def compiled_keras_twin(name: str, policy: str = "float32"):
         metrics=["accuracy"],
     )
     return twin
+
+
+def matmul_run(dtype=None, size: int = 4096):
+    """A function timing one large matmul (fp32 unless ``dtype``) and returning its FLOP/s:
+    the machine's practical peak at that moment."""
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    if dtype is not None:
+        a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32)))
+    matmul().numpy()
+    return timed(2 * size**3, lambda: matmul().numpy())

@@ -18,8 +18,8 @@ one epoch of ``--steps`` batches of 128 MNIST images. The contestants:
 Ratios are taken per round (both numbers from adjacent runs), then the median and the
 spread over rounds are reported: this machine switches, for seconds to minutes, between full
 speed and a state in which TensorFlow runs are capped (the README has the measurements), and
-adjacent runs mostly share the state. The
-JSON also keeps every rate and each contestant's fastest run. Inference: rawtf
+adjacent runs mostly share the state. The JSON also keeps every rate and each contestant's
+fastest run. Inference: rawtf
 ``predict`` (fp32 and bf16) against Keras ``predict`` on the same images, batch 1000,
 alternated the same way; and, apart, rawtf ``predict`` against Keras ``predict`` each with its
 own default batch size (1000 and 32). The share of the peak is
@@ -36,21 +36,9 @@ import json
 import statistics
 from pathlib import Path
 
-from _common import ROOT, compiled_keras_twin, pair_rounds, spread, tf, timed
+from _common import ROOT, compiled_keras_twin, matmul_run, pair_rounds, spread, tf, timed
 
 BATCH = 128
-
-
-def matmul_run(dtype=None, size: int = 4096):
-    """A function timing one large matmul (fp32 unless ``dtype``) and returning its FLOP/s:
-    the machine's practical peak at that moment."""
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
-    if dtype is not None:
-        a, b = tf.cast(a, dtype), tf.cast(b, dtype)
-    matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.linalg.matmul(a, b), tf.float32)))
-    matmul().numpy()
-    return timed(2 * size**3, lambda: matmul().numpy())
 
 
 def matmul_peak(dtype=None, repeats: int = 5) -> float:
