@@ -400,6 +400,39 @@ def _scale(images):
     return images
 
 
+#: Whether rawtf's input pipelines (:func:`train_dataset`, :func:`eval_dataset`) leave their
+#: parallelism and prefetch depth to tf.data's autotuner. Off by default: the pipelines then
+#: map with one call per schedulable CPU core and prefetch two batches, with autotuning
+#: disabled. On the 2-core machine rawtf is developed on, autotuned pipelines held the steps
+#: they fed to one fixed rate (about 1,190 training img/s, whatever the model) in a third to
+#: half of the runs of a few minutes; fed by the fixed pipelines, no more runs were slow
+#: than fed by constant tensors (``benchmarks/tfdata_stall.py``, ``benchmarks/run.py``;
+#: README, "Speed"). Set it to True to have tf.data tune, e.g. on a machine with many cores.
+AUTOTUNE = False
+
+#: Batches prefetched by the fixed (not autotuned) pipelines.
+PREFETCH = 2
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def _parallel_calls() -> int:
+    return tf.data.AUTOTUNE if AUTOTUNE else _cores()
+
+
+def _prefetched(ds: tf.data.Dataset) -> tf.data.Dataset:
+    if AUTOTUNE:
+        return ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(PREFETCH).with_options(options)
+
+
 def steps_per_epoch(n: int, batch_size: int, drop_remainder: bool = False) -> int:
     return n // batch_size if drop_remainder else -(-n // batch_size)
 
@@ -438,15 +471,14 @@ def train_dataset(
             batch = A.random_affine(batch, seed, epoch, step, augment)
         return batch, tf.gather(labels, idx)
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _prefetched(ds.map(load, num_parallel_calls=_parallel_calls(), deterministic=True))
 
 
 def eval_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int) -> tf.data.Dataset:
     """Batches in the arrays' own order, for evaluation and prediction."""
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y)).batch(batch_size)
     if y is None:
-        ds = ds.map(_scale, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(_scale, num_parallel_calls=_parallel_calls())
     else:
-        ds = ds.map(lambda a, b: (_scale(a), b), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda a, b: (_scale(a), b), num_parallel_calls=_parallel_calls())
+    return _prefetched(ds)
