@@ -9,20 +9,24 @@ swapped every round (after a warm-up run of each that absorbs tracing); a traini
 one epoch of ``--steps`` batches of 128 MNIST images. The contestants:
 
 - rawtf ``fit`` in float32, as a user gets it (fused Adam; batch-norm models with
-  ``bn_fused=True``, as the recipes use them) and the Keras twin's ``fit`` (default compile);
+  ``bn_fused=True``, as the recipes use them) and the Keras twin's ``fit`` (default compile)
+  fed two ways: arrays, as a Keras user would, which Keras pipes through tf.data with its
+  autotuning on; and rawtf's own pipeline (``rawtf.data.eval_dataset``: tf.data with
+  autotuning off, rawtf's default), so that both sides get the same feed;
 - for the models named by ``--bf16``: rawtf ``fit(precision="bf16")`` and the twin under
-  Keras's ``mixed_bfloat16`` policy;
-- for the tutorial net: the same compiled rawtf training loop fed a constant batch instead
-  of the tf.data pipeline (the pipeline's cost), and PyTorch eager when torch is installed.
+  Keras's ``mixed_bfloat16`` policy, fed both ways;
+- for the tutorial net: rawtf ``fit`` with ``rawtf.data.AUTOTUNE = True`` (what autotuning
+  costs), the same compiled rawtf training loop fed a constant batch instead of the tf.data
+  pipeline (the pipeline's cost), and PyTorch eager when torch is installed.
 
 Ratios are taken per round (both numbers from adjacent runs), then the median and the
-spread over rounds are reported: this machine switches, for seconds to minutes, between full
-speed and a state in which TensorFlow runs are capped (the README has the measurements), and
-adjacent runs mostly share the state. The JSON also keeps every rate and each contestant's
-fastest run. Inference: rawtf
-``predict`` (fp32 and bf16) against Keras ``predict`` on the same images, batch 1000,
-alternated the same way; and, apart, rawtf ``predict`` against Keras ``predict`` each with its
-own default batch size (1000 and 32). The share of the peak is
+spread over rounds are reported. On this machine tf.data's autotuning caps the runs fed by
+autotuned pipelines, for seconds to minutes at a time, at the same images per second
+whatever the model (the README has the measurements); adjacent runs mostly share the
+state. The JSON also keeps every rate and each contestant's fastest run. Inference: rawtf
+``predict`` (fp32 and bf16) against Keras ``predict`` on the same images, batch 1000, fed
+both ways, alternated the same way; and, apart, rawtf ``predict`` against Keras ``predict``
+each with its own default batch size (1000 and 32). The share of the peak is
 ``3 x FLOPs per image x img/s`` (inference: ``FLOPs per image x img/s``) over a large
 ``tf.linalg.matmul``'s FLOP/s, the matmul alternated with the run like a contestant, so that
 each round's share compares runs made in the same state of the machine. Writes
@@ -68,8 +72,23 @@ def constant_feed(model, optimizer, x, y, steps: int):
     return run
 
 
+def autotuned(run):
+    """``run`` with rawtf's pipelines left to tf.data's autotuner (``rawtf.data.AUTOTUNE``)."""
+    from rawtf import data as D
+
+    def tuned():
+        D.AUTOTUNE = True
+        try:
+            run()
+        finally:
+            D.AUTOTUNE = False
+
+    return tuned
+
+
 def measure(name: str, x, y, args) -> dict:
     import rawtf
+    from rawtf import data as D
 
     n = len(x)
     x_float = x[..., None].astype("float32") / 255.0
@@ -82,13 +101,18 @@ def measure(name: str, x, y, args) -> dict:
     def fit(m, opt, **kw):
         return lambda: rawtf.fit(m, opt, (x, y), epochs=1, batch_size=BATCH, verbose=0, **kw)
 
+    # Keras fed by rawtf's own pipeline (tf.data with autotuning off, see rawtf.data.AUTOTUNE)
+    # next to Keras fed arrays, which it pipes through tf.data with autotuning on.
+    train_feed, infer_feed = D.eval_dataset(x_float, y, BATCH), D.eval_dataset(x_float, None, 1000)
     train = {
         "rawtf": timed(n, fit(model, optimizer)),
         "keras": timed(n, lambda: twin.fit(x_float, y, batch_size=BATCH, epochs=1, verbose=0)),
+        "keras_rawtf_feed": timed(n, lambda: twin.fit(train_feed, epochs=1, verbose=0)),
     }
     infer = {
         "rawtf": timed(n, lambda: rawtf.predict(model, x_float, batch_size=1000)),
         "keras": timed(n, lambda: twin.predict(x_float, batch_size=1000, verbose=0)),
+        "keras_rawtf_feed": timed(n, lambda: twin.predict(infer_feed, verbose=0)),
         "rawtf_bf16": timed(
             n, lambda: rawtf.predict(model, x_float, batch_size=1000, precision="bf16")
         ),
@@ -103,11 +127,15 @@ def measure(name: str, x, y, args) -> dict:
         train["keras_bf16"] = timed(
             n, lambda: twin16.fit(x_float, y, batch_size=BATCH, epochs=1, verbose=0)
         )
+        train["keras_bf16_rawtf_feed"] = timed(
+            n, lambda: twin16.fit(train_feed, epochs=1, verbose=0)
+        )
         infer["keras_bf16"] = timed(n, lambda: twin16.predict(x_float, batch_size=1000, verbose=0))
     # The peak, timed next to each rawtf run, so that a round's share of the peak compares
     # a run and a matmul made in the same state of the machine.
     train["peak"] = infer["peak"] = matmul_run()
     if name == "tutorial":
+        train["rawtf_autotune"] = timed(n, autotuned(fit(model, optimizer)))
         train["rawtf_constant_feed"] = timed(n, constant_feed(model, optimizer, x, y, n // BATCH))
         torch_run = torch_tutorial(x, y)
         if torch_run is not None:
@@ -132,15 +160,19 @@ def measure(name: str, x, y, args) -> dict:
 RATIOS = {
     "train": [
         ("rawtf", "keras"),
+        ("rawtf", "keras_rawtf_feed"),
         ("rawtf_bf16", "keras"),
         ("rawtf_bf16", "keras_bf16"),
+        ("rawtf_bf16", "keras_bf16_rawtf_feed"),
         ("rawtf_bf16", "rawtf"),
+        ("rawtf", "rawtf_autotune"),
         ("rawtf", "rawtf_constant_feed"),
         ("rawtf", "torch"),
         ("rawtf", "peak"),
     ],
     "infer": [
         ("rawtf", "keras"),
+        ("rawtf", "keras_rawtf_feed"),
         ("rawtf", "peak"),
         ("keras", "peak"),
         ("rawtf_bf16", "keras"),
@@ -203,10 +235,11 @@ def markdown(results: list[dict], peak: float, peak16: float) -> str:
         "over rounds of a run's FLOP/s over the peak timed next to it; 'fastest' is the "
         "fastest run over the run's median peak.",
         "",
-        "| model | train img/s rawtf fp32 | Keras fit | rawtf/Keras | % of fp32 peak (median "
-        "/ fastest run) | predict img/s rawtf | Keras predict | rawtf/Keras | predict, % of "
-        "fp32 peak (rawtf / Keras) | rawtf bf16/Keras fp32 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | train img/s rawtf fp32 | Keras fit | rawtf/Keras | rawtf/Keras, rawtf's feed "
+        "| % of fp32 peak (median / fastest run) | predict img/s rawtf | Keras predict | "
+        "rawtf/Keras | rawtf/Keras, rawtf's feed | predict, % of fp32 peak (rawtf / Keras) | "
+        "rawtf bf16/Keras fp32 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         t, i = r["train"], r["infer"]
@@ -214,14 +247,22 @@ def markdown(results: list[dict], peak: float, peak16: float) -> str:
         lines.append(
             f"| {r['model']} | {t['rawtf']:.0f} | {t['keras']:.0f} | "
             f"{spread(r['train_ratios']['rawtf/keras'])} | "
+            f"{spread(r['train_ratios']['rawtf/keras_rawtf_feed'])} | "
             f"{percent(share(r, 'train', 'rawtf'))} / {100 * fastest:.0f}% | "
             f"{i['rawtf']:.0f} | {i['keras']:.0f} | {spread(r['infer_ratios']['rawtf/keras'])} | "
+            f"{spread(r['infer_ratios']['rawtf/keras_rawtf_feed'])} | "
             f"{percent(share(r, 'infer', 'rawtf'))} / {percent(share(r, 'infer', 'keras'))} | "
             f"{spread(r['infer_ratios']['rawtf_bf16/keras'])} |"
         )
     in_main_table = {
-        "train": ("rawtf/keras", "rawtf/peak"),
-        "infer": ("rawtf/keras", "rawtf_bf16/keras", "rawtf/peak", "keras/peak"),
+        "train": ("rawtf/keras", "rawtf/keras_rawtf_feed", "rawtf/peak"),
+        "infer": (
+            "rawtf/keras",
+            "rawtf/keras_rawtf_feed",
+            "rawtf_bf16/keras",
+            "rawtf/peak",
+            "keras/peak",
+        ),
     }
     for kind, title in (("train", "training"), ("infer", "inference")):
         extra = [
