@@ -52,13 +52,17 @@ def matmul_peak(dtype=None, repeats: int = 5) -> float:
 
 
 def constant_feed(model, optimizer, x, y, steps: int):
-    """The fit loop's compiled training function fed one constant batch, repeated."""
+    """The fit loop's compiled training function fed one constant batch, repeated (tf.data
+    autotuning off, as in rawtf's pipelines)."""
     from rawtf import data as D
     from rawtf import train
 
     loop = train.make_train_loop(model, optimizer)
     images = D.to_float(x[:BATCH])
     batch = tf.data.Dataset.from_tensors((tf.constant(images), tf.constant(y[:BATCH], tf.int32)))
+    options = tf.data.Options()
+    options.autotune.enabled = False  # as in rawtf's pipelines: an autotuned feed gets capped
+    batch = batch.with_options(options)
     seed, first = tf.constant(0, tf.int64), tf.constant(0, tf.int64)
 
     def run():
