@@ -139,6 +139,51 @@ def test_dense_and_relu_match_numpy(rng):
     np.testing.assert_allclose(got.numpy(), np.maximum(x @ w + b, 0), rtol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "rows, cols, bias",
+    [
+        (6, 3, True),
+        (L.TRANSPOSED_GRADIENT_MIN, L.TRANSPOSED_GRADIENT_MIN + 8, True),
+        (L.TRANSPOSED_GRADIENT_MIN + 8, L.TRANSPOSED_GRADIENT_MIN, False),
+    ],
+)
+def test_dense_gradients_match_numpy(rng, rows, cols, bias):
+    """Both ways of computing the input gradient (plain, and transposed for large weights)
+    give the closed-form gradients of sum(g * (x @ W + b))."""
+    assert L._transposed_input_gradient(tf.zeros((rows, cols))) == (rows >= 512 <= cols)
+    x, w, b = rng.normal(size=(7, rows)), rng.normal(size=(rows, cols)), rng.normal(size=cols)
+    g = rng.normal(size=(7, cols))
+    tensors = [tf.constant(x), tf.constant(w)] + ([tf.constant(b)] if bias else [])
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        y = L.dense(*tensors)
+        loss = tf.reduce_sum(y * g)
+    np.testing.assert_allclose(y.numpy(), x @ w + (b if bias else 0), rtol=1e-10)
+    grads = tape.gradient(loss, tensors)
+    np.testing.assert_allclose(grads[0].numpy(), g @ w.T, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(grads[1].numpy(), x.T @ g, rtol=1e-10, atol=1e-10)
+    if bias:
+        np.testing.assert_allclose(grads[2].numpy(), g.sum(axis=0), rtol=1e-10, atol=1e-10)
+
+
+def test_dense_transposed_gradient_in_bfloat16_flows_back_to_float32_weights(rng):
+    """Under mixed precision the large-layer path computes in bfloat16 and the weights'
+    gradient arrives in float32, close to the float32 one."""
+    n = L.TRANSPOSED_GRADIENT_MIN
+    x = tf.constant(rng.normal(size=(4, n)), tf.float32)
+    w = tf.Variable(rng.normal(size=(n, n)).astype(np.float32) / n**0.5)
+    g = tf.constant(rng.normal(size=(4, n)), tf.float32)
+    grads = []
+    for dtype in (tf.float32, tf.bfloat16):
+        with tf.GradientTape() as tape:
+            y = L.dense(tf.cast(x, dtype), w)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * g)
+        grads.append(tape.gradient(loss, w))
+    assert grads[1].dtype == tf.float32
+    np.testing.assert_allclose(grads[0].numpy(), x.numpy().T @ g.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grads[1].numpy(), grads[0].numpy(), rtol=0.05, atol=0.05)
+
+
 def test_shape_errors_name_expected_and_actual():
     with pytest.raises(
         ShapeError, match=r"conv2d: expected a rank-4 input .* got shape \(28, 28\)"
