@@ -26,6 +26,7 @@ __all__ = [
     "spread",
     "tf",
     "timed",
+    "with_setting",
 ]
 
 
@@ -43,6 +44,22 @@ def timed(n: int, fn):
         return n / (time.perf_counter() - start)
 
     return run
+
+
+def with_setting(module, name: str, value, run):
+    """A function calling ``run`` with ``module.name`` set to ``value`` (restored after) and
+    returning its result; a setting read when a step is traced takes effect in the first
+    (warm-up) call."""
+
+    def wrapped():
+        saved = getattr(module, name)
+        setattr(module, name, value)
+        try:
+            return run()
+        finally:
+            setattr(module, name, saved)
+
+    return wrapped
 
 
 def pair_rounds(ours, theirs, count: int) -> tuple[list[float], list[float]]:

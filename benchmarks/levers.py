@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import pair_rounds, spread, tf, timed
+from _common import pair_rounds, spread, tf, timed, with_setting
 
 BATCH = 128
 
@@ -47,14 +47,7 @@ def plain_dense_gradient(run):
     is made when the training step is traced, in the warm-up run."""
     from rawtf import layers as L
 
-    def plain():
-        saved, L.TRANSPOSED_GRADIENT_MIN = L.TRANSPOSED_GRADIENT_MIN, 1 << 62
-        try:
-            return run()
-        finally:
-            L.TRANSPOSED_GRADIENT_MIN = saved
-
-    return plain
+    return with_setting(L, "TRANSPOSED_GRADIENT_MIN", 1 << 62, run)
 
 
 def step_runner(x, y, name, steps, jit_compile):

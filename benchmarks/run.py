@@ -40,7 +40,16 @@ import json
 import statistics
 from pathlib import Path
 
-from _common import ROOT, compiled_keras_twin, matmul_run, pair_rounds, spread, tf, timed
+from _common import (
+    ROOT,
+    compiled_keras_twin,
+    matmul_run,
+    pair_rounds,
+    spread,
+    tf,
+    timed,
+    with_setting,
+)
 
 BATCH = 128
 
@@ -59,10 +68,9 @@ def constant_feed(model, optimizer, x, y, steps: int):
 
     loop = train.make_train_loop(model, optimizer)
     images = D.to_float(x[:BATCH])
-    batch = tf.data.Dataset.from_tensors((tf.constant(images), tf.constant(y[:BATCH], tf.int32)))
-    options = tf.data.Options()
-    options.autotune.enabled = False  # as in rawtf's pipelines: an autotuned feed gets capped
-    batch = batch.with_options(options)
+    batch = tf.data.Dataset.from_tensors(
+        (tf.constant(images), tf.constant(y[:BATCH], tf.int32))
+    ).with_options(D.pipeline_options())  # an autotuned feed gets capped
     seed, first = tf.constant(0, tf.int64), tf.constant(0, tf.int64)
 
     def run():
@@ -80,14 +88,7 @@ def autotuned(run):
     """``run`` with rawtf's pipelines left to tf.data's autotuner (``rawtf.data.AUTOTUNE``)."""
     from rawtf import data as D
 
-    def tuned():
-        D.AUTOTUNE = True
-        try:
-            run()
-        finally:
-            D.AUTOTUNE = False
-
-    return tuned
+    return with_setting(D, "AUTOTUNE", True, run)
 
 
 def measure(name: str, x, y, args) -> dict:

@@ -425,12 +425,18 @@ def _parallel_calls() -> int:
     return tf.data.AUTOTUNE if AUTOTUNE else _cores()
 
 
+def pipeline_options() -> tf.data.Options:
+    """The tf.data options of rawtf's pipelines: autotuning off unless :data:`AUTOTUNE`."""
+    options = tf.data.Options()
+    if not AUTOTUNE:
+        options.autotune.enabled = False
+    return options
+
+
 def _prefetched(ds: tf.data.Dataset) -> tf.data.Dataset:
     if AUTOTUNE:
         return ds.prefetch(tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.prefetch(PREFETCH).with_options(options)
+    return ds.prefetch(PREFETCH).with_options(pipeline_options())
 
 
 def steps_per_epoch(n: int, batch_size: int, drop_remainder: bool = False) -> int:
