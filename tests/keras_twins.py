@@ -104,20 +104,26 @@ def keras_twin(name: str, dropout: bool = True):
     return keras.Sequential([keras.Input((28, 28, 1)), *stack], name=f"{name}_twin")
 
 
+def counterparts(model, layer) -> list:
+    """rawtf ``model``'s variables for the Keras ``layer``, in the order of
+    ``layer.weights`` (matched by name; empty for layers without weights)."""
+    W, b, state = model.weights, model.biases, model.state
+    name = layer.name
+    if name.startswith("bn"):
+        return [
+            W[f"gamma_{name}"],
+            b[f"beta_{name}"],
+            state[f"moving_mean_{name}"],
+            state[f"moving_variance_{name}"],
+        ]
+    if not layer.weights:
+        return []
+    key_w, key_b = ("out", "out") if name == "out" else (f"W_{name}", f"b_{name}")
+    return [W[key_w], b[key_b]]
+
+
 def copy_weights(model, twin) -> None:
     """Copy rawtf ``model``'s variables into the Keras ``twin``, layer by layer by name."""
-    W, b, state = model.weights, model.biases, model.state
     for layer in twin.layers:
-        name = layer.name
-        if name.startswith("bn"):
-            layer.set_weights(
-                [
-                    W[f"gamma_{name}"].numpy(),
-                    b[f"beta_{name}"].numpy(),
-                    state[f"moving_mean_{name}"].numpy(),
-                    state[f"moving_variance_{name}"].numpy(),
-                ]
-            )
-        elif layer.weights:
-            key_w, key_b = ("out", "out") if name == "out" else (f"W_{name}", f"b_{name}")
-            layer.set_weights([W[key_w].numpy(), b[key_b].numpy()])
+        if layer.weights:
+            layer.set_weights([v.numpy() for v in counterparts(model, layer)])
