@@ -45,17 +45,17 @@ def fit_runner(x, y, name, model_settings=None, optimizer_settings=None, **fit_o
 def plain_dense_gradient(run):
     """``run`` with every dense layer differentiated the plain way (``g W^T``); the choice
     is made when the training step is traced, in the warm-up run."""
-    from rawtf import layers as L
+    from rawtf import layers
 
-    return with_setting(L, "TRANSPOSED_GRADIENT_MIN", 1 << 62, run)
+    return with_setting(layers, "TRANSPOSED_GRADIENT_MIN", 1 << 62, run)
 
 
 def step_runner(x, y, name, steps, jit_compile):
     import rawtf
-    from rawtf import train
+    from rawtf import step as steps_module
 
     model, optimizer = rawtf.get_model(name), rawtf.Adam(1e-3)
-    body = train._step_body(model, optimizer, None, None)
+    body = steps_module.step_body(model, optimizer)
     step = tf.function(lambda a, b, s: body(a, b, s)[:3], jit_compile=jit_compile)
     images = tf.constant(x[:BATCH, ..., None].astype("float32") / 255.0)
     labels = tf.constant(y[:BATCH].astype("int32"))

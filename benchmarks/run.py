@@ -11,18 +11,18 @@ one epoch of ``--steps`` batches of 128 MNIST images. The contestants:
 - rawtf ``fit`` in float32, as a user gets it (fused Adam; batch-norm models with
   ``bn_fused=True``, as the recipes use them) and the Keras twin's ``fit`` (default compile)
   fed two ways: arrays, as a Keras user would, which Keras pipes through tf.data with its
-  autotuning on; and rawtf's own pipeline (``rawtf.data.eval_dataset``: tf.data with
+  autotuning on; and rawtf's own pipeline (``rawtf.pipeline.eval_dataset``: tf.data with
   autotuning off, rawtf's default), so that both sides get the same feed;
 - for the models named by ``--bf16``: rawtf ``fit(precision="bf16")`` and the twin under
   Keras's ``mixed_bfloat16`` policy, fed both ways;
-- for the tutorial net: rawtf ``fit`` with ``rawtf.data.AUTOTUNE = True`` (what autotuning
+- for the tutorial net: rawtf ``fit`` with ``rawtf.pipeline.AUTOTUNE = True`` (what autotuning
   costs), the same compiled rawtf training loop fed a constant batch instead of the tf.data
   pipeline (the pipeline's cost), and PyTorch eager when torch is installed.
 
 Ratios are taken per round (both numbers from adjacent runs), then the median and the
 spread over rounds are reported. On this machine tf.data's autotuning caps the runs fed by
 autotuned pipelines, for seconds to minutes at a time, at the same images per second
-whatever the model (the README has the measurements); adjacent runs mostly share the
+whatever the model (docs/results.md has the measurements); adjacent runs mostly share the
 state. The JSON also keeps every rate and each contestant's fastest run. Inference: rawtf
 ``predict`` (fp32 and bf16) against Keras ``predict`` on the same images, batch 1000, fed
 both ways, alternated the same way; and, apart, rawtf ``predict`` against Keras ``predict``
@@ -63,14 +63,13 @@ def matmul_peak(dtype=None, repeats: int = 5) -> float:
 def constant_feed(model, optimizer, x, y, steps: int):
     """The fit loop's compiled training function fed one constant batch, repeated (tf.data
     autotuning off, as in rawtf's pipelines)."""
-    from rawtf import data as D
-    from rawtf import train
+    from rawtf import data, pipeline, step
 
-    loop = train.make_train_loop(model, optimizer)
-    images = D.to_float(x[:BATCH])
+    loop = step.make_train_loop(model, optimizer)
+    images = data.to_float(x[:BATCH])
     batch = tf.data.Dataset.from_tensors(
         (tf.constant(images), tf.constant(y[:BATCH], tf.int32))
-    ).with_options(D.pipeline_options())  # an autotuned feed gets capped
+    ).with_options(pipeline.pipeline_options())  # an autotuned feed gets capped
     seed, first = tf.constant(0, tf.int64), tf.constant(0, tf.int64)
 
     def run():
@@ -85,15 +84,15 @@ def constant_feed(model, optimizer, x, y, steps: int):
 
 
 def autotuned(run):
-    """``run`` with rawtf's pipelines left to tf.data's autotuner (``rawtf.data.AUTOTUNE``)."""
-    from rawtf import data as D
+    """``run`` with rawtf's pipelines left to tf.data's autotuner (``rawtf.pipeline.AUTOTUNE``)."""
+    from rawtf import pipeline
 
-    return with_setting(D, "AUTOTUNE", True, run)
+    return with_setting(pipeline, "AUTOTUNE", True, run)
 
 
 def measure(name: str, x, y, args) -> dict:
     import rawtf
-    from rawtf import data as D
+    from rawtf import pipeline
 
     n = len(x)
     x_float = x[..., None].astype("float32") / 255.0
@@ -106,9 +105,12 @@ def measure(name: str, x, y, args) -> dict:
     def fit(m, opt, **kw):
         return lambda: rawtf.fit(m, opt, (x, y), epochs=1, batch_size=BATCH, verbose=0, **kw)
 
-    # Keras fed by rawtf's own pipeline (tf.data with autotuning off, see rawtf.data.AUTOTUNE)
+    # Keras fed by rawtf's own pipeline (tf.data with autotuning off, see rawtf.pipeline.AUTOTUNE)
     # next to Keras fed arrays, which it pipes through tf.data with autotuning on.
-    train_feed, infer_feed = D.eval_dataset(x_float, y, BATCH), D.eval_dataset(x_float, None, 1000)
+    train_feed, infer_feed = (
+        pipeline.eval_dataset(x_float, y, BATCH),
+        pipeline.eval_dataset(x_float, None, 1000),
+    )
     train = {
         "rawtf": timed(n, fit(model, optimizer)),
         "keras": timed(n, lambda: twin.fit(x_float, y, batch_size=BATCH, epochs=1, verbose=0)),

@@ -3,8 +3,8 @@ over 3,072 images, fed three ways, alternated with a large matmul, for ``--secon
 
     python benchmarks/tfdata_stall.py [--seconds 240]
 
-Feeds: ``rawtf.data.eval_dataset`` (the pipeline ``rawtf.predict`` uses) built with
-``rawtf.data.AUTOTUNE = True`` (tf.data's autotuning on) and as rawtf builds it by default
+Feeds: ``rawtf.pipeline.eval_dataset`` (the pipeline ``rawtf.predict`` uses) built with
+``rawtf.pipeline.AUTOTUNE = True`` (tf.data's autotuning on) and as rawtf builds it by default
 (fixed parallelism and prefetch, autotuning off), and constant tensors. Prints, per contestant, the
 median duration and how many runs took over 1.3x the constant-fed median.
 """
@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import rawtf
-    from rawtf import data as D
+    from rawtf import pipeline
 
     (x, _), _ = rawtf.load_mnist()
     x = x[:3072]
@@ -35,10 +35,10 @@ def main() -> None:
         for batch in batches:
             forward(batch).numpy()
 
-    pipeline = D.eval_dataset(x, None, 1000)
-    D.AUTOTUNE = True
-    autotuned = D.eval_dataset(x, None, 1000)
-    D.AUTOTUNE = False
+    pipeline = pipeline.eval_dataset(x, None, 1000)
+    pipeline.AUTOTUNE = True
+    autotuned = pipeline.eval_dataset(x, None, 1000)
+    pipeline.AUTOTUNE = False
     feeds = {
         "tf.data, autotuned": autotuned,
         "tf.data, fixed (rawtf's)": pipeline,

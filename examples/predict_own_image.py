@@ -11,31 +11,28 @@ mass). Prints ``PATH<TAB>DIGIT<TAB>CONFIDENCE`` per picture, like ``rawtf predic
 
 import sys
 
-from rawtf.cli import ArgumentParser, add_common_arguments, parse_and_import, run_guarded
+import rawtf
+from rawtf import flags
+from rawtf.cli import run_guarded
 
 
 def main(argv=None) -> int:
-    parser = ArgumentParser(prog="predict_own_image.py", description=__doc__.splitlines()[0])
+    parser = flags.ArgumentParser(prog="predict_own_image.py", description=__doc__)
     parser.add_argument("run_dir", metavar="RUN_DIR")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--show", metavar="FILE.png", help="save what the model sees, captioned")
-    add_common_arguments(parser)
-    args = parse_and_import(parser, argv)
-    import rawtf
-    from rawtf import images, runs
-
-    model = runs.load_run(args.run_dir).model
-    pictures = images.load_digit_images(args.images)
+    flags.add_verbose_argument(parser)
+    args = flags.parse_and_start(parser, argv)
+    model = rawtf.runs.load_run(args.run_dir).model
+    pictures = rawtf.images.load_digit_images(args.images)
     probabilities, labels = rawtf.predict(model, pictures)
     for path, label, p in zip(args.images, labels, probabilities, strict=True):
         print(f"{path}\t{label}\t{p[label]:.4f}")
     if args.show:
-        from rawtf import plots
-
-        plots.plot_image_grid(pictures, args.show, predictions=labels)
+        rawtf.plots.plot_image_grid(pictures, args.show, predictions=labels)
         print(f"wrote {args.show}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_guarded(lambda: main()))
+    sys.exit(run_guarded(main))

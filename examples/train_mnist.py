@@ -2,6 +2,8 @@
 
     python examples/train_mnist.py                    # tutorial net, 3 epochs
     python examples/train_mnist.py --epochs 1 --seed 7
+    python examples/train_mnist.py --recipe fast      # 99% in seconds
+    python examples/train_mnist.py --out runs/mine    # also keep a run folder
     python examples/train_mnist.py --help             # every flag (shared with `rawtf train`)
 
 Reads MNIST from data/mnist/ of this checkout (or --data-dir). Prints one line per epoch and
@@ -10,38 +12,28 @@ ends with ``test_accuracy=0.XXXX test_loss=X.XXXX``.
 
 import sys
 
-from rawtf.cli import (
-    build_from_args,
-    fit_from_args,
-    load_training_data,
-    parse_and_import,
-    prepare_training,
-    result_line,
-    run_guarded,
-    seconds_since_start,
-    train_parser,
-)
+import rawtf
+from rawtf import flags
+from rawtf.cli import result_line, run_guarded
+
+
+def build_parser():
+    return flags.train_parser("train_mnist.py", __doc__)
 
 
 def main(argv=None) -> int:
-    args = parse_and_import(train_parser("train_mnist.py", __doc__.splitlines()[0]), argv)
-    prepare_training(args)  # --recipe, defaults, --deterministic, --distribute
-    import rawtf
-
-    train, validation, test = load_training_data(args)
-    print(f"training {args.model} on {len(train[0])} images for {args.epochs} epoch(s)")
-    model, optimizer = build_from_args(args, len(train[0]))  # --model, --optimizer, --lr, ...
-    history = fit_from_args(args, model, optimizer, train, validation)
-    result = rawtf.evaluate(model, test)
-    wall = seconds_since_start(args)
-    seconds = sum(history["seconds"])
-    images = len(train[0]) * args.epochs
-    per_epoch = seconds / args.epochs
+    args = flags.parse_and_start(build_parser(), argv)  # TensorFlow is imported (quietly) here
+    result = flags.run_training(args)  # --recipe, defaults, or the run being resumed
+    if result.test is None:
+        raise rawtf.UsageError(f"{result.config.data}: has no labelled test set to report on")
+    seconds = sum(result.history["seconds"])
+    images = result.train_size * len(result.history)
+    per_epoch = seconds / len(result.history)
     print(f"trained in {seconds:.1f}s ({per_epoch:.1f}s/epoch, {images / seconds:.0f} img/s)")
-    print(f"wall time from TensorFlow import to the test result: {wall:.1f}s")
-    print(result_line(result))
+    print(f"wall time from TensorFlow import to the test result: {result.seconds:.1f}s")
+    print(result_line(result.test))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_guarded(lambda: main()))
+    sys.exit(run_guarded(main))

@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from rawtf import errors
+from rawtf._version import __version__
 from rawtf.errors import (
     CheckpointError,
     ConfigError,
@@ -21,41 +22,58 @@ from rawtf.errors import (
     ShapeError,
     TrainingError,
     TrainingInterrupted,
+    UsageError,
 )
 
-__version__ = "0.1.0"
+#: Submodules that need no TensorFlow (the rest import it, quietly, on first use).
+_WITHOUT_TENSORFLOW = (
+    "cli",
+    "config",
+    "data",
+    "flags",
+    "images",
+    "kaggle",
+    "mnist",
+    "plots",
+    "specs",
+)
 
 _SUBMODULES = (
-    "data",
-    "init",
-    "layers",
-    "models",
-    "optim",
-    "schedules",
-    "train",
-    "metrics",
-    "checkpoint",
-    "cli",
+    *_WITHOUT_TENSORFLOW,
     "augment",
-    "kaggle",
-    "images",
-    "plots",
+    "callbacks",
+    "checkpoint",
+    "export",
+    "initializers",
+    "layers",
+    "metrics",
+    "models",
+    "networks",
+    "optim",
+    "pipeline",
     "runs",
-    "recipes",
+    "saving",
+    "schedules",
+    "step",
+    "train",
 )
 
 _NAMES = {
-    "load_mnist": "data",
+    "load_mnist": "mnist",
+    "TrainConfig": "config",
     "Model": "models",
     "register_model": "models",
     "get_model": "models",
     "fit": "train",
-    "History": "train",
-    "EarlyStopping": "train",
+    "History": "callbacks",
+    "Callback": "callbacks",
+    "EarlyStopping": "callbacks",
     "evaluate": "metrics",
     "predict": "metrics",
-    "save": "checkpoint",
-    "load": "checkpoint",
+    "save": "saving",
+    "load": "saving",
+    "export_saved_model": "export",
+    "train_run": "runs",
     "load_run": "runs",
     "Adam": "optim",
 }
@@ -70,6 +88,7 @@ __all__ = [
     "ConfigError",
     "TrainingError",
     "TrainingInterrupted",
+    "UsageError",
     *_SUBMODULES,
     *_NAMES,
 ]
@@ -77,11 +96,12 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES or name in _NAMES:
-        from rawtf._tf import import_tensorflow
+        module_name = _NAMES.get(name, name)
+        if module_name not in _WITHOUT_TENSORFLOW:
+            from rawtf._tf import import_tensorflow
 
-        if name not in ("cli", "kaggle", "images", "plots", "recipes"):
             import_tensorflow()
-        module = importlib.import_module(f"rawtf.{_NAMES.get(name, name)}")
+        module = importlib.import_module(f"rawtf.{module_name}")
         value = module if name in _SUBMODULES else getattr(module, name)
         globals()[name] = value
         return value
@@ -95,26 +115,38 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from rawtf import (  # noqa: F401
         augment,
+        callbacks,
         checkpoint,
         cli,
+        config,
         data,
+        export,
+        flags,
         images,
-        init,
+        initializers,
         kaggle,
         layers,
         metrics,
+        mnist,
         models,
+        networks,
         optim,
+        pipeline,
         plots,
-        recipes,
         runs,
+        saving,
         schedules,
+        specs,
+        step,
         train,
     )
-    from rawtf.checkpoint import load, save  # noqa: F401
-    from rawtf.data import load_mnist  # noqa: F401
+    from rawtf.callbacks import Callback, EarlyStopping, History  # noqa: F401
+    from rawtf.config import TrainConfig  # noqa: F401
+    from rawtf.export import export_saved_model  # noqa: F401
     from rawtf.metrics import evaluate, predict  # noqa: F401
+    from rawtf.mnist import load_mnist  # noqa: F401
     from rawtf.models import Model, get_model, register_model  # noqa: F401
     from rawtf.optim import Adam  # noqa: F401
-    from rawtf.runs import load_run  # noqa: F401
-    from rawtf.train import EarlyStopping, History, fit  # noqa: F401
+    from rawtf.runs import load_run, train_run  # noqa: F401
+    from rawtf.saving import load, save  # noqa: F401
+    from rawtf.train import fit  # noqa: F401

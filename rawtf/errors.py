@@ -34,6 +34,10 @@ class TrainingInterrupted(RawtfError):
     """Training was interrupted (Ctrl-C); a checkpoint was saved at the last finished step."""
 
 
+class UsageError(RawtfError):
+    """Bad command-line usage: an unknown flag, a bad value, flags that contradict each other."""
+
+
 def check_int(name: str, value, minimum: int = 1) -> int:
     """``value`` if it is an integer (not a bool) of at least ``minimum``; otherwise a
     :class:`ConfigError` naming ``name``: "epochs must be an integer >= 1, got 0"."""

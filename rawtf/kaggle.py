@@ -9,12 +9,12 @@ offending line and column so the error can name them.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from rawtf._io import write_text
 from rawtf.errors import DataError
 
 PIXELS = [f"pixel{i}" for i in range(784)]
@@ -103,24 +103,6 @@ def load_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
     return images, labels
 
 
-def write_atomically(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, renamed into
-    place, so the file is never seen half-written."""
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a file name")
-    if not path.parent.is_dir():
-        raise DataError(f"{path.parent}: folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
 def write_submission(labels, path: str | os.PathLike) -> Path:
     """Write predicted ``labels`` as a Kaggle submission: header ``ImageId,Label``, one row
     per image, ImageId counting from 1."""
@@ -132,7 +114,7 @@ def write_submission(labels, path: str | os.PathLike) -> Path:
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
         raise DataError(f"{path}: labels must be integers 0-9")
     rows = "\n".join(f"{i},{int(label)}" for i, label in enumerate(labels, start=1))
-    return write_atomically(f"{SUBMISSION_HEADER}\n{rows}\n", path)
+    return write_text(path, f"{SUBMISSION_HEADER}\n{rows}\n")
 
 
 def write_kaggle_csv(images, labels, path: str | os.PathLike) -> Path:
@@ -142,4 +124,4 @@ def write_kaggle_csv(images, labels, path: str | os.PathLike) -> Path:
     table = images if labels is None else np.column_stack([np.asarray(labels, np.uint8), images])
     header = ",".join(TEST_HEADER if labels is None else TRAIN_HEADER)
     body = "\n".join(",".join(map(str, row)) for row in table.tolist())
-    return write_atomically(f"{header}\n{body}\n", path)
+    return write_text(path, f"{header}\n{body}\n")

@@ -1,33 +1,28 @@
-"""Layers as pure functions over ``tf.nn`` ops, and their output shapes in closed form.
+"""Layers as pure functions over ``tf.nn`` ops.
 
 Every function takes its parameters explicitly (no hidden state) and checks the rank and
 channels of its input, raising :class:`rawtf.errors.ShapeError` with the expected and the
-actual shape. Images are NHWC throughout.
-
-Output sizes, for input size ``n``, window ``k`` and stride ``s``::
-
-    SAME:  ceil(n / s)
-    VALID: ceil((n - k + 1) / s)
+actual shape. Images are NHWC throughout. Their output shapes in closed form
+(``conv2d_output_shape`` and the rest) live in :mod:`rawtf.specs`, which needs no
+TensorFlow, and are importable from here too.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 from rawtf._tf import import_tensorflow
 from rawtf.errors import ConfigError, ShapeError, check_int
+from rawtf.specs import (  # noqa: F401  (the closed-form shapes, beside their layers)
+    check_padding,
+    conv2d_output_shape,
+    conv_output_size,
+    dense_output_shape,
+    flatten_output_shape,
+    max_pool_output_shape,
+)
 
 tf = import_tensorflow()
-
-PADDINGS = ("SAME", "VALID")
-
-
-def _padding(padding: str) -> str:
-    value = str(padding).upper()
-    if value not in PADDINGS:
-        raise ConfigError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
-    return value
 
 
 def _static_shape(x) -> tuple:
@@ -54,67 +49,6 @@ def _check_rank(x, rank: int, layer: str, expected: str):
         )
 
 
-# ------------------------------------------------------------------ closed-form shapes
-
-
-def conv_output_size(size: int | None, kernel: int, stride: int, padding: str) -> int | None:
-    """Spatial output size of a convolution or pooling window along one axis."""
-    if size is None:
-        return None
-    if _padding(padding) == "SAME":
-        return -(-size // stride)
-    if size < kernel:
-        raise ShapeError(f"VALID window {kernel} does not fit input size {size}")
-    return (size - kernel) // stride + 1
-
-
-def conv2d_output_shape(
-    input_shape: Sequence[int | None],
-    kernel_size: int,
-    filters: int,
-    stride: int = 1,
-    padding: str = "SAME",
-) -> tuple:
-    """``(N, H, W, C) -> (N, H', W', filters)`` for a square kernel and stride."""
-    if len(input_shape) != 4:
-        raise ShapeError(f"conv2d: expected an (N, H, W, C) shape, got {tuple(input_shape)}")
-    n, h, w, _ = input_shape
-    return (
-        n,
-        conv_output_size(h, kernel_size, stride, padding),
-        conv_output_size(w, kernel_size, stride, padding),
-        filters,
-    )
-
-
-def max_pool_output_shape(
-    input_shape: Sequence[int | None], window: int = 2, stride: int = 2, padding: str = "SAME"
-) -> tuple:
-    """``(N, H, W, C) -> (N, H', W', C)``."""
-    if len(input_shape) != 4:
-        raise ShapeError(f"max_pool: expected an (N, H, W, C) shape, got {tuple(input_shape)}")
-    n, h, w, c = input_shape
-    return (
-        n,
-        conv_output_size(h, window, stride, padding),
-        conv_output_size(w, window, stride, padding),
-        c,
-    )
-
-
-def flatten_output_shape(input_shape: Sequence[int | None]) -> tuple:
-    """``(N, d1, d2, ...) -> (N, d1*d2*...)``."""
-    rest = input_shape[1:]
-    return (input_shape[0], None if any(d is None for d in rest) else math.prod(rest))
-
-
-def dense_output_shape(input_shape: Sequence[int | None], units: int) -> tuple:
-    """``(N, D) -> (N, units)``."""
-    if len(input_shape) != 2:
-        raise ShapeError(f"dense: expected an (N, D) shape, got {tuple(input_shape)}")
-    return (input_shape[0], units)
-
-
 # ----------------------------------------------------------------------------- layers
 
 
@@ -132,7 +66,7 @@ def conv2d(x, W, b=None, stride: int = 1, padding: str = "SAME"):
             f"expects {W.shape[2]}"
         )
     check_int("stride", stride)
-    y = tf.nn.conv2d(x, _cast_to(W, x), strides=stride, padding=_padding(padding))
+    y = tf.nn.conv2d(x, _cast_to(W, x), strides=stride, padding=check_padding(padding))
     return y if b is None else tf.nn.bias_add(y, _cast_to(b, x))
 
 
@@ -142,7 +76,7 @@ def max_pool(x, window: int = 2, stride: int = 2, padding: str = "SAME"):
     _check_rank(x, 4, "max_pool", "(N, H, W, C)")
     check_int("window", window)
     check_int("stride", stride)
-    return tf.nn.max_pool2d(x, ksize=window, strides=stride, padding=_padding(padding))
+    return tf.nn.max_pool2d(x, ksize=window, strides=stride, padding=check_padding(padding))
 
 
 def flatten(x):
@@ -175,12 +109,8 @@ def dense(x, W, b=None):
 
 
 #: A dense layer whose weights have at least this many rows and columns gets its input
-#: gradient as ``(W g^T)^T`` instead of ``g W^T`` (the same sums of products). On the 2-core
-#: AVX-512 CPU rawtf is developed on, oneDNN runs ``g W^T`` at about half speed for large
-#: matrices: 9.1 ms against 6.2 ms for the tutorial net's 128 x 1024 by 1024 x 3136, which
-#: makes its whole fp32 training step 1.02-1.05x faster (bf16: 1.00-1.03x;
-#: ``benchmarks/levers.py --only transposed``); with fewer than about 512 rows or columns
-#: the plain form is as fast or faster.
+#: gradient as ``(W g^T)^T`` instead of ``g W^T`` (the same sums): oneDNN runs the plain form
+#: slowly for large matrices on CPUs (``docs/results.md``, "Speed levers").
 TRANSPOSED_GRADIENT_MIN = 512
 
 
@@ -220,21 +150,6 @@ def dropout(x, rate: float, seed=None, training: bool = False):
 
 def relu(x):
     return tf.nn.relu(x)
-
-
-def identity(x):
-    return x
-
-
-ACTIVATIONS = {"relu": relu, "linear": identity, None: identity}
-
-
-def activation(name: str | None):
-    """The activation function called ``name`` (``relu``, ``linear`` or ``None``)."""
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ConfigError(f"unknown activation {name!r}; choose from relu, linear") from None
 
 
 def batch_norm(

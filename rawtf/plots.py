@@ -1,18 +1,18 @@
 """Figures written to PNG files with matplotlib's Agg backend (no screen needed): training
 history, image grids with labels and predictions, label distribution, confusion matrix, and
 the most confidently misclassified images. Needs matplotlib (the ``plots`` extra).
-Files are written atomically."""
+Files are written atomically (:mod:`rawtf._io`)."""
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from rawtf._io import atomic_path
 from rawtf.errors import ConfigError, DataError
 
 
@@ -31,14 +31,11 @@ def _save(figure, path: str | os.PathLike) -> Path:
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     finally:
         plt.close(figure)
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

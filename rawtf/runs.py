@@ -1,35 +1,51 @@
-"""Run folders: everything one training run leaves behind, in one place::
+"""Whole workflows, shared by the ``rawtf`` command, the examples and research code:
+:func:`train_run` (settings -> data -> model -> fit -> test -> run folder), :func:`load_run`,
+:func:`evaluate_run`, :func:`write_submission` and :func:`explore_data`.
 
-    RUN_DIR/config.json     model, settings, seed, data, optimiser, rawtf version
+A run folder holds everything one training run leaves behind::
+
+    RUN_DIR/config.json     settings (TrainConfig), model config, training-set size, version
     RUN_DIR/model/          the trained model (rawtf.save)
     RUN_DIR/history.json    per-epoch metrics
+    RUN_DIR/checkpoints/    training checkpoints (for --resume)
     RUN_DIR/plots/*.png     figures
-
-:func:`load_run` reads one back with one call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rawtf import __version__
-from rawtf import checkpoint as C
-from rawtf.errors import ConfigError
-from rawtf.models import Model
+import numpy as np
 
-CONFIG = "config.json"
+from rawtf import data, kaggle, mnist, optim, saving, schedules
+from rawtf._io import write_json
+from rawtf._tf import import_tensorflow
+from rawtf._version import __version__
+from rawtf.config import RUN_CONFIG, RUN_FORMAT, TrainConfig, read_run_config
+from rawtf.errors import ConfigError, TrainingInterrupted, UsageError
+from rawtf.metrics import confusion_matrix, evaluate, per_class_accuracy, predict
+from rawtf.models import Model, get_model
+from rawtf.train import fit
+
+tf = import_tensorflow()
+
+CONFIG = RUN_CONFIG
 HISTORY = "history.json"
 MODEL = "model"
 PLOTS = "plots"
 CHECKPOINTS = "checkpoints"
-LOGS = "logs"
 #: The entries rawtf itself writes in a run folder; --overwrite replaces only these.
 OWN_ENTRIES = (CONFIG, HISTORY, MODEL, PLOTS, CHECKPOINTS)
+
+Arrays = tuple[np.ndarray, np.ndarray]
 
 
 @dataclasses.dataclass
@@ -44,6 +60,53 @@ class Run:
     @property
     def plots(self) -> Path:
         return self.directory / PLOTS
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train_run` produced: the settings used (model defaults filled in), the
+    trained model, its history, the test result (None without a labelled test set), the
+    wall seconds from ``started`` to the test result, and the run folder (or None)."""
+
+    config: TrainConfig
+    model: Model
+    history: Any
+    train_size: int
+    test: dict[str, float] | None
+    seconds: float
+    directory: Path | None
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def load_labelled(source: str = "mnist", data_dir=None) -> tuple[Arrays, Arrays | None]:
+    """``(train, test or None)`` array pairs from ``source``: ``"mnist"`` (its two sets,
+    from ``data_dir`` or where :func:`rawtf.mnist.resolve_mnist_dir` finds them) or a
+    labelled Kaggle CSV (which has no separate test set)."""
+    if source == "mnist":
+        return mnist.load_mnist(data_dir)
+    images, labels = kaggle.load_kaggle_csv(source)
+    if labels is None:
+        raise UsageError(f"{source}: has no label column; training and evaluation need one")
+    return (images, labels), None
+
+
+def load_training_data(config: TrainConfig) -> tuple[Arrays, Arrays | None, Arrays | None]:
+    """``(train, validation or None, test or None)`` as ``config`` asks: its data, the
+    first ``train_limit`` images, ``validation_split`` of them held out by ``seed``."""
+    (x, y), test = load_labelled(config.data, config.data_dir)
+    if config.train_limit:
+        x, y = x[: config.train_limit], y[: config.train_limit]
+    validation = None
+    if config.validation_split:
+        (x, y), validation = data.train_validation_split(
+            x, y, config.validation_split, seed=config.seed
+        )
+    return (x, y), validation, test
+
+
+# ------------------------------------------------------------------------- run folders
 
 
 def prepare(directory: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -72,32 +135,31 @@ def prepare(directory: str | os.PathLike, overwrite: bool = False) -> Path:
     return directory
 
 
-def write_config(directory: str | os.PathLike, model: Model, settings: dict[str, Any]) -> Path:
-    """Record what produces this run (model and ``settings``) in ``config.json``, before
-    training starts, so that an interrupted run can be resumed with the same settings."""
-    config = {
-        "format": "rawtf-run",
+def write_config(directory, model: Model, config: TrainConfig, train_size: int) -> Path:
+    """Record what produces this run in ``config.json``: before training starts (so an
+    interrupted run can be resumed with the same settings) and again at the end."""
+    record = {
+        "format": RUN_FORMAT,
         "rawtf_version": __version__,
         "model": model.config,
-        **settings,
+        "train": config.to_dict(),
+        "train_size": train_size,
     }
-    path = Path(directory) / CONFIG
-    C.write_json_atomically(config, path)
-    return path
+    return write_json(Path(directory) / CONFIG, record, ConfigError)
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     """A run folder's ``config.json``."""
-    return C.read_json_config(Path(directory) / CONFIG, "rawtf-run", "run")
+    return read_run_config(directory)
 
 
-def save_run(directory: str | os.PathLike, model: Model, history, settings: dict[str, Any]) -> Path:
-    """Write the model, its history and ``settings`` (what produced it) into ``directory``."""
+def save_run(directory, model: Model, history, config: TrainConfig, train_size: int) -> Path:
+    """Write the model, its history and its settings into the run folder ``directory``."""
     directory = Path(directory)
-    C.save(model, directory / MODEL)
+    saving.save(model, directory / MODEL)
     rows = getattr(history, "epochs", history)
-    C.write_json_atomically(list(rows), directory / HISTORY)
-    write_config(directory, model, settings)
+    write_json(directory / HISTORY, list(rows), ConfigError)
+    write_config(directory, model, config, train_size)
     return directory
 
 
@@ -105,9 +167,212 @@ def load_run(directory: str | os.PathLike) -> Run:
     """Load a run folder: its config, model and history."""
     directory = Path(directory)
     config = read_config(directory)
-    model = C.load(directory / MODEL)
+    model = saving.load(directory / MODEL)
     try:
         history = json.loads((directory / HISTORY).read_text())
     except (OSError, ValueError):
         history = []
     return Run(directory, config, model, history)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def make_strategy(name: str | None, print_fn: Callable[[str], Any] = print):
+    """The ``tf.distribute`` strategy ``name`` (``mirrored``, ``multiworker``) or None;
+    says how many replicas it has. ``multiworker`` reads the cluster from ``$TF_CONFIG``."""
+    if name is None:
+        return None
+    if name == "mirrored":
+        strategy, where = tf.distribute.MirroredStrategy(), ""
+    else:
+        try:
+            cluster = json.loads(os.environ.get("TF_CONFIG") or "null")
+            task, workers = cluster["task"], len(cluster["cluster"]["worker"])
+        except (ValueError, TypeError, KeyError):
+            raise UsageError(
+                "--distribute multiworker: set TF_CONFIG to the cluster and this worker's task, "
+                '\'{"cluster": {"worker": ["host1:port", ...]}, "task": {"type": "worker", '
+                '"index": 0}}\''
+            ) from None
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        where = f" (worker {task.get('index', 0)} of {workers})"
+    devices = ", ".join(strategy.extended.worker_devices)
+    print_fn(f"distributing over {strategy.num_replicas_in_sync} replica(s){where}: {devices}")
+    return strategy
+
+
+def build(config: TrainConfig, train_size: int, strategy=None):
+    """``(model, optimizer)`` as ``config`` (model defaults filled in) describes them, the
+    learning-rate schedule spanning the whole run; under ``strategy``'s scope if given."""
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = get_model(config.model, init=config.init, seed=config.seed, **config.model_settings)
+        total = data.steps_per_epoch(train_size, config.batch_size) * config.epochs
+        rate = schedules.get_schedule(config.schedule, config.lr, total)
+        return model, optim.get_optimizer(config.optimizer, learning_rate=rate)
+
+
+def train_run(
+    config: TrainConfig,
+    out: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    save_every_steps: int | None = None,
+    verbose: int = 1,
+    print_fn: Callable[[str], Any] = print,
+    started: float | None = None,
+) -> TrainResult:
+    """Train as ``config`` says and test the result: the whole workflow of ``rawtf train``.
+
+    With ``out``, everything goes to that run folder (created; an existing one only with
+    ``overwrite``; continued from its last checkpoint with ``resume``, when ``config``
+    should be :func:`rawtf.config.stored_config`'s, possibly with more epochs). Without it
+    nothing is written. ``started`` (a ``time.perf_counter()`` value, default now) is where
+    :attr:`TrainResult.seconds` counts from."""
+    started = time.perf_counter() if started is None else started
+    if resume and out is None:
+        raise UsageError("resuming needs the run folder (--out)")
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    # Before any op runs (multi-worker collectives must be set up first) and anything is written.
+    strategy = make_strategy(config.distribute, print_fn)
+    train, validation, test = load_training_data(config)
+    run_dir = None if out is None else Path(out) if resume else prepare(out, overwrite)
+    config = config.with_model_defaults()
+    model, optimizer = build(config, len(train[0]), strategy)
+    if run_dir is not None:
+        write_config(run_dir, model, config, len(train[0]))
+    recipe = f" (recipe {config.recipe})" if config.recipe else ""
+    print_fn(
+        f"training {config.model} on {len(train[0])} images for {config.epochs} epoch(s){recipe}"
+    )
+    history = _fit(
+        config,
+        model,
+        optimizer,
+        train,
+        validation,
+        strategy,
+        run_dir,
+        dict(resume=resume, save_every_steps=save_every_steps, verbose=verbose, print_fn=print_fn),
+    )
+    result = evaluate(model, test) if test is not None else None
+    seconds = time.perf_counter() - started
+    if run_dir is not None:
+        save_run(run_dir, model, history, config, len(train[0]))
+        _plot(print_fn, lambda p: p.plot_history(history, run_dir / PLOTS / "history.png"))
+    return TrainResult(config, model, history, len(train[0]), result, seconds, run_dir)
+
+
+def _fit(config, model, optimizer, train, validation, strategy, run_dir, options):
+    """:func:`rawtf.fit` with ``config``'s settings, checkpointing into ``run_dir``."""
+    checkpoints = None if run_dir is None else str(run_dir / CHECKPOINTS)
+    try:
+        return fit(
+            model,
+            optimizer,
+            train,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            validation_data=validation,
+            seed=config.seed,
+            augment=config.augment,
+            logdir=config.logdir,
+            precision=config.precision,
+            strategy=strategy,
+            checkpoint_dir=checkpoints,
+            **options,
+        )
+    except TrainingInterrupted as e:
+        raise TrainingInterrupted(
+            f"{e}; continue with: rawtf train --out {run_dir} --resume"
+        ) from None
+
+
+def _plot(print_fn, draw) -> Path | None:
+    """Draw a figure when matplotlib is installed; say so when it is not."""
+    try:
+        from rawtf import plots
+
+        return draw(plots)
+    except ConfigError as e:
+        print_fn(f"note: {e}")
+        return None
+
+
+# ------------------------------------------------------------------ using a trained run
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """A model's loss and accuracy on a labelled set, its confusion matrix, each class's
+    accuracy, and the figures written."""
+
+    result: dict[str, float]
+    confusion: np.ndarray
+    per_class: np.ndarray
+    figures: list[Path]
+
+
+def evaluate_run(
+    run: Run,
+    source: str = "mnist",
+    data_dir=None,
+    precision: str | None = None,
+    print_fn: Callable[[str], Any] = print,
+) -> Evaluation:
+    """Evaluate a loaded run on ``source``'s test set (a Kaggle CSV: its rows) and draw the
+    confusion matrix and the most confident mistakes into the run's ``plots/``."""
+    train, test = load_labelled(source, data_dir)
+    x, y = test if test is not None else train
+    result = evaluate(run.model, (x, y), precision=precision)
+    probabilities, predictions = predict(run.model, x, precision=precision)
+    matrix = confusion_matrix(y, predictions, run.model.num_classes)
+    figures = [
+        _plot(
+            print_fn, lambda p: p.plot_confusion_matrix(matrix, run.plots / "confusion_matrix.png")
+        ),
+        _plot(
+            print_fn,
+            lambda p: p.plot_most_confident_errors(
+                x, np.asarray(y), probabilities, run.plots / "most_confident_errors.png"
+            ),
+        ),
+    ]
+    return Evaluation(result, matrix, per_class_accuracy(matrix), [f for f in figures if f])
+
+
+def write_submission(model: Model, test_csv, out, precision: str | None = None) -> np.ndarray:
+    """Predict the images of a Kaggle ``test.csv`` and write ``submission.csv`` to ``out``;
+    returns the predicted labels."""
+    pictures, _ = kaggle.load_kaggle_csv(test_csv)
+    _, labels = predict(model, pictures, precision=precision)
+    kaggle.write_submission(labels, out)
+    return labels
+
+
+def explore_data(
+    source: str, data_dir, out, print_fn: Callable[[str], Any] = print
+) -> dict[str, Any]:
+    """Statistics of a labelled set (written to ``out/stats.json``), a grid of its first
+    120 images and its label distribution (``out/*.png``)."""
+    train, test = load_labelled(source, data_dir)
+    x, y = train
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = data.statistics(x, y)
+    stats = {
+        "source": source,
+        "train_images": summary.pop("images"),
+        "test_images": int(len(test[0])) if test is not None else 0,
+        "missing_values": 0,  # the readers reject files with missing values
+        **summary,
+    }
+    write_json(out / "stats.json", stats)
+    _plot(
+        print_fn,
+        lambda p: p.plot_image_grid(x[:120], out / "first_images.png", labels=y[:120], columns=12),
+    )
+    _plot(print_fn, lambda p: p.plot_label_distribution(y, out / "label_distribution.png"))
+    return stats

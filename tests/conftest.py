@@ -19,10 +19,18 @@ from rawtf._tf import import_tensorflow  # noqa: E402
 tf = import_tensorflow()
 
 
+def cross_entropy(logits, labels):
+    """Reference mean softmax cross-entropy of integer ``labels``, written here with
+    ``tf.nn`` so that tests do not check rawtf's loss against itself."""
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """The full MNIST arrays, read once from the checkout's data/mnist."""
-    from rawtf.data import load_mnist
+    from rawtf.mnist import load_mnist
 
     return load_mnist(MNIST_DIR)
 

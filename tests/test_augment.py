@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rawtf import augment as A
-from rawtf import data as D
+from rawtf import augment, pipeline
 from rawtf.errors import ConfigError
 from tests.conftest import tf
 
@@ -42,10 +41,10 @@ def forward(row, col, angle, scale, tx, ty):
 )
 def test_a_dot_lands_where_the_matrix_says(angle, scale, tx, ty):
     row, col = 9, 16
-    transforms = A.inverse_transforms(
+    transforms = augment.inverse_transforms(
         tf.constant([angle]), tf.constant([scale]), tf.constant([tx]), tf.constant([ty]), H, W
     )
-    out = A.transform(tf.constant(dot(row, col)), transforms).numpy()[0, :, :, 0]
+    out = augment.transform(tf.constant(dot(row, col)), transforms).numpy()[0, :, :, 0]
     y, x = forward(row, col, angle, scale, tx, ty)
     assert (round(y), round(x)) == (pytest.approx(y, abs=1e-6), pytest.approx(x, abs=1e-6))
     assert out[round(y), round(x)] == pytest.approx(1.0, abs=1e-4)
@@ -56,11 +55,11 @@ def test_a_dot_lands_where_the_matrix_says(angle, scale, tx, ty):
 
 def test_identity_and_fill():
     x = np.random.default_rng(0).random((3, H, W, 1)).astype(np.float32)
-    none = A.AugmentConfig(rotation=0, zoom=0, shift=0)
-    np.testing.assert_allclose(A.random_affine(x, 1, 0, 0, none).numpy(), x, atol=1e-6)
-    shifted = A.transform(
+    none = augment.AugmentConfig(rotation=0, zoom=0, shift=0)
+    np.testing.assert_allclose(augment.random_affine(x, 1, 0, 0, none).numpy(), x, atol=1e-6)
+    shifted = augment.transform(
         tf.constant(np.ones((1, H, W, 1), np.float32)),
-        A.inverse_transforms(
+        augment.inverse_transforms(
             tf.constant([0.0]), tf.constant([1.0]), tf.constant([5.0]), tf.constant([0.0]), H, W
         ),
     ).numpy()[0, :, :, 0]
@@ -70,8 +69,8 @@ def test_identity_and_fill():
 
 
 def test_random_shifts_stay_in_range_and_vary():
-    config = A.AugmentConfig(rotation=0, zoom=0, shift=0.1)
-    out = A.random_affine(dot(14, 14, n=64), seed=3, epoch=0, step=0, config=config).numpy()
+    config = augment.AugmentConfig(rotation=0, zoom=0, shift=0.1)
+    out = augment.random_affine(dot(14, 14, n=64), seed=3, epoch=0, step=0, config=config).numpy()
     rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
     mass = out[..., 0].sum(axis=(1, 2))
     com_r = (out[..., 0] * rows).sum(axis=(1, 2)) / mass
@@ -81,8 +80,8 @@ def test_random_shifts_stay_in_range_and_vary():
 
 
 def test_rotation_stays_within_ten_degrees():
-    config = A.AugmentConfig(rotation=10, zoom=0, shift=0)
-    out = A.random_affine(dot(14, 24, n=64), seed=5, epoch=1, step=2, config=config).numpy()
+    config = augment.AugmentConfig(rotation=10, zoom=0, shift=0)
+    out = augment.random_affine(dot(14, 24, n=64), seed=5, epoch=1, step=2, config=config).numpy()
     rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
     mass = out[..., 0].sum(axis=(1, 2))
     dy = (out[..., 0] * rows).sum(axis=(1, 2)) / mass - 13.5
@@ -93,21 +92,27 @@ def test_rotation_stays_within_ten_degrees():
 
 def test_same_key_same_warp():
     x = np.random.default_rng(1).random((4, H, W, 1)).astype(np.float32)
-    a = A.random_affine(x, 7, 2, 3).numpy()
-    np.testing.assert_array_equal(a, A.random_affine(x, 7, 2, 3).numpy())
-    assert not np.allclose(a, A.random_affine(x, 7, 2, 4).numpy())
-    assert not np.allclose(a, A.random_affine(x, 7, 3, 3).numpy())
+    a = augment.random_affine(x, 7, 2, 3).numpy()
+    np.testing.assert_array_equal(a, augment.random_affine(x, 7, 2, 3).numpy())
+    assert not np.allclose(a, augment.random_affine(x, 7, 2, 4).numpy())
+    assert not np.allclose(a, augment.random_affine(x, 7, 3, 3).numpy())
 
 
 def test_pipeline_augments_deterministically_and_resumes():
     rng = np.random.default_rng(2)
     x = rng.integers(0, 256, (40, H, W, 1), dtype=np.uint8)
     y = rng.integers(0, 10, 40).astype(np.int32)
-    config = A.AugmentConfig()
-    first = [b[0].numpy() for b in D.train_dataset(x, y, 16, seed=1, epoch=0, augment=config)]
-    again = [b[0].numpy() for b in D.train_dataset(x, y, 16, seed=1, epoch=0, augment=config)]
-    resumed = [b[0].numpy() for b in D.train_dataset(x, y, 16, 1, 0, start_step=1, augment=config)]
-    plain = [b[0].numpy() for b in D.train_dataset(x, y, 16, seed=1, epoch=0)]
+    config = augment.AugmentConfig()
+    first = [
+        b[0].numpy() for b in pipeline.train_dataset(x, y, 16, seed=1, epoch=0, augment=config)
+    ]
+    again = [
+        b[0].numpy() for b in pipeline.train_dataset(x, y, 16, seed=1, epoch=0, augment=config)
+    ]
+    resumed = [
+        b[0].numpy() for b in pipeline.train_dataset(x, y, 16, 1, 0, start_step=1, augment=config)
+    ]
+    plain = [b[0].numpy() for b in pipeline.train_dataset(x, y, 16, seed=1, epoch=0)]
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(resumed[0], first[1])
@@ -116,4 +121,4 @@ def test_pipeline_augments_deterministically_and_resumes():
 
 def test_bad_ranges():
     with pytest.raises(ConfigError, match="zoom"):
-        A.AugmentConfig(zoom=1.5)
+        augment.AugmentConfig(zoom=1.5)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rawtf
-from rawtf import checkpoint, images, kaggle, layers, optim
+from rawtf import export, images, kaggle, layers, optim
 from rawtf.errors import CheckpointError, ConfigError, DataError, RawtfError, ShapeError
 from tests.conftest import tf
 
@@ -40,7 +40,7 @@ def cases(tmp):
             DataError,
             "does not exist",
         ),
-        ("read_idx on a folder", lambda: rawtf.data.read_idx(tmp), DataError, "cannot read"),
+        ("read_idx on a folder", lambda: rawtf.mnist.read_idx(tmp), DataError, "cannot read"),
         (
             "fit: string images",
             lambda: fit(m, optim.Adam(), (np.full((2, 28, 28), "a"), [0, 1])),
@@ -165,7 +165,7 @@ def cases(tmp):
         ),
         (
             "export: over a file",
-            lambda: checkpoint.export_saved_model(m, tmp / "a_file"),
+            lambda: export.export_saved_model(m, tmp / "a_file"),
             CheckpointError,
             "not a SavedModel folder",
         ),

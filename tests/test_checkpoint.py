@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rawtf
-from rawtf import checkpoint
+from rawtf import export, saving
 from rawtf.errors import CheckpointError
 from tests.conftest import tf
 
@@ -49,23 +49,23 @@ def test_load_errors_name_the_problem(tmp_path):
 
 def test_mismatched_architecture_lists_the_differences(tmp_path):
     rawtf.save(rawtf.get_model("tutorial"), tmp_path / "m")
-    prefix = str(tmp_path / "m" / checkpoint.VARIABLES_PREFIX)
+    prefix = str(tmp_path / "m" / saving.VARIABLES_PREFIX)
 
-    class Wider(rawtf.models.Tutorial):
+    class Wider(rawtf.networks.Tutorial):
         def layers(self):
             specs = super().layers()
-            specs[5] = rawtf.models.Dense("fc", 512)
+            specs[5] = rawtf.specs.Dense("fc", 512)
             return specs
 
     with pytest.raises(
         CheckpointError, match=r"weights/W_fc has shape \[3136, 1024\], model expects \[3136, 512\]"
     ):
-        checkpoint.restore_variables(Wider(), prefix)
+        saving.restore_variables(Wider(), prefix)
 
 
 def test_corrupt_checkpoint_is_an_error(tmp_path):
     rawtf.save(rawtf.get_model("tutorial"), tmp_path / "m")
-    index = tmp_path / "m" / (checkpoint.VARIABLES_PREFIX + ".index")
+    index = tmp_path / "m" / (saving.VARIABLES_PREFIX + ".index")
     index.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="unreadable checkpoint"):
         rawtf.load(tmp_path / "m")
@@ -110,7 +110,7 @@ def test_saved_model_serves_without_rawtf(tmp_path, small_mnist):
         v.assign_add(tf.random.stateless_uniform(v.shape, seed=[3, 4], maxval=0.05))
     x = small_mnist[1][0][:16]
     expected, classes = rawtf.predict(model, x)
-    checkpoint.export_saved_model(model, tmp_path / "served")
+    export.export_saved_model(model, tmp_path / "served")
     np.save(tmp_path / "x.npy", x)
     env = python_env()
     env["PYTHONPATH"] = ""  # the serving process cannot see rawtf at all
@@ -136,14 +136,14 @@ def test_saved_model_in_bf16(tmp_path, small_mnist):
     fp32, _ = rawtf.predict(model, x)
     bf16, classes = rawtf.predict(model, x, precision="bf16")
     assert np.abs(bf16 - fp32).max() > 1e-4  # the two precisions are told apart
-    checkpoint.export_saved_model(model, tmp_path / "served", precision="bf16")
+    export.export_saved_model(model, tmp_path / "served", precision="bf16")
     served = tf.saved_model.load(str(tmp_path / "served")).signatures["serving_uint8"]
     out = served(images=tf.constant(x))
     assert out["probabilities"].dtype == tf.float32
     np.testing.assert_allclose(out["probabilities"].numpy(), bf16, rtol=1e-5, atol=1e-6)
     assert out["classes"].numpy().tolist() == classes.tolist()
     with pytest.raises(rawtf.ConfigError, match="precision must be"):
-        checkpoint.export_saved_model(model, tmp_path / "bad", precision="fp16")
+        export.export_saved_model(model, tmp_path / "bad", precision="fp16")
     assert not (tmp_path / "bad").exists()
 
 
@@ -151,4 +151,4 @@ def test_export_refuses_foreign_folders(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
     with pytest.raises(CheckpointError, match="not a SavedModel folder"):
-        checkpoint.export_saved_model(rawtf.get_model("three_conv"), tmp_path / "out")
+        export.export_saved_model(rawtf.get_model("three_conv"), tmp_path / "out")

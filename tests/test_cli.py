@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import rawtf
-from rawtf import cli
+from rawtf import cli, flags
 from tests.conftest import PYTHON, ROOT, python_env
 
 RESULT_LINE = re.compile(r"^test_accuracy=0\.\d{4} test_loss=\d+\.\d{4}$")
@@ -264,10 +264,6 @@ def test_example_bad_input_exits_2_with_one_line():
     assert proc.stderr == "rawtf: error: /nonexistent: MNIST folder (data_dir) does not exist\n"
 
 
-def test_schedule_choices_follow_the_schedules_module():
-    assert set(cli.SCHEDULE_NAMES) == set(rawtf.schedules.SCHEDULES)
-
-
 def test_export_command(capsys, trained_run, tmp_path):
     run_dir, _ = trained_run
     code, out, err = run_main(capsys, "export", str(run_dir), str(tmp_path / "served"))
@@ -282,17 +278,9 @@ def test_export_command(capsys, trained_run, tmp_path):
     assert code == 2 and "no such file (not a rawtf run folder)" in err
 
 
-def test_recipe_choices_follow_the_recipes_module():
-    assert set(cli.RECIPE_NAMES) == set(rawtf.recipes.RECIPES)
-    for recipe in rawtf.recipes.RECIPES.values():
-        assert recipe.model in cli.MODEL_NAMES and recipe.schedule in cli.SCHEDULE_NAMES
-        rawtf.get_model(recipe.model, **recipe.model_settings)  # settings the model knows
-
-
 def _prepared(*argv):
-    args = cli.build_parser().parse_args(["train", "--out", "OUT", *argv])
-    cli.prepare_training(args)
-    return args
+    """The settings ``rawtf train --out OUT ARGV`` resolves to."""
+    return flags.train_config(cli.build_parser().parse_args(["train", "--out", "OUT", *argv]))
 
 
 def test_recipe_fills_what_the_flags_leave_out():
@@ -304,7 +292,7 @@ def test_recipe_fills_what_the_flags_leave_out():
         False,
     )
     fast = _prepared("--recipe", "fast")
-    recipe = rawtf.recipes.get_recipe("fast")
+    recipe = rawtf.config.get_recipe("fast")
     assert (fast.model, fast.epochs, fast.batch_size, fast.lr, fast.precision) == (
         recipe.model,
         recipe.epochs,
@@ -313,7 +301,7 @@ def test_recipe_fills_what_the_flags_leave_out():
         recipe.precision,
     )
     mixed = _prepared("--recipe", "best", "--epochs", "2", "--precision", "bf16", "--lr", "1e-3")
-    best = rawtf.recipes.get_recipe("best")
+    best = rawtf.config.get_recipe("best")
     assert (mixed.epochs, mixed.precision, mixed.lr) == (2, "bf16", 1e-3)  # flags win
     assert (mixed.model, mixed.augment, mixed.model_settings) == (
         best.model,
@@ -344,3 +332,32 @@ def test_train_with_a_recipe_records_its_settings(capsys, tmp_path):
     assert settings["recipe"] == "fast" and settings["precision"] == "bf16"
     model = rawtf.load_run(tmp_path / "run").model
     assert model.model_name == "small_bn" and model.settings["bn_fused"] is True
+
+
+@pytest.mark.parametrize(
+    "flag,value,stored",
+    [("--model", "deep_bn", "'tutorial'"), ("--seed", "5", "0"), ("--batch-size", "32", "64")],
+)
+def test_resume_refuses_a_flag_contradicting_the_stored_run(
+    capsys, trained_run, flag, value, stored
+):
+    run_dir, _ = trained_run
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    code, out, err = run_main(capsys, "train", "--out", str(run_dir), "--resume", flag, value)
+    assert code == 2 and err.count("\n") == 1
+    shown = repr(int(value)) if value.isdigit() else repr(value)
+    assert err.startswith(f"rawtf: error: {flag} {shown} contradicts the run in {run_dir}, ")
+    assert f"which has {stored}" in err
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_resume_extends_a_run_and_records_it(capsys, tmp_path):
+    run_dir = str(tmp_path / "run")
+    common = ["--model", "three_conv", "--train-limit", "256", "--batch-size", "64"]
+    assert run_main(capsys, "train", *common, "--epochs", "1", "--out", run_dir)[0] == 0
+    code, out, err = run_main(capsys, "train", "--resume", "--epochs", "2", "--out", run_dir)
+    assert code == 0, err
+    assert "resuming from epoch 2, step 0" in out and "training three_conv on 256 images" in out
+    settings = rawtf.runs.read_config(run_dir)["train"]
+    assert (settings["epochs"], settings["model"], settings["batch_size"]) == (2, "three_conv", 64)
+    assert [row["epoch"] for row in rawtf.load_run(run_dir).history] == [1, 2]

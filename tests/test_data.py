@@ -10,7 +10,8 @@ import struct
 import numpy as np
 import pytest
 
-from rawtf import data as D
+from rawtf import data, pipeline
+from rawtf import mnist as mnist_files
 from rawtf.errors import ConfigError, DataError
 from tests.conftest import MNIST_DIR
 
@@ -56,7 +57,7 @@ def test_read_idx_round_trips_every_dtype(tmp_path, rng, dtype, code, gz):
     payload = idx_bytes(array, code)
     path = tmp_path / "a.idx"
     path.write_bytes(gzip.compress(payload) if gz else payload)
-    got = D.read_idx(path, sha256=hashlib.sha256(payload).hexdigest())
+    got = mnist_files.read_idx(path, sha256=hashlib.sha256(payload).hexdigest())
     assert got.dtype == np.dtype(dtype) and got.shape == (3, 4, 5)
     np.testing.assert_array_equal(got, array)
 
@@ -75,14 +76,14 @@ def test_read_idx_rejects_bad_files(tmp_path, rng):
         path = tmp_path / f"{label}.idx"
         path.write_bytes(payload)
         with pytest.raises(DataError, match=message) as info:
-            D.read_idx(path)
+            mnist_files.read_idx(path)
         assert str(path) in str(info.value)
     gz = tmp_path / "cut.gz"
     gz.write_bytes(gzip.compress(good)[:-20])
     with pytest.raises(DataError, match="corrupt or truncated gzip"):
-        D.read_idx(gz)
+        mnist_files.read_idx(gz)
     with pytest.raises(DataError, match="no such file"):
-        D.read_idx(tmp_path / "absent.idx")
+        mnist_files.read_idx(tmp_path / "absent.idx")
 
 
 def test_read_idx_checks_the_digest(tmp_path, rng):
@@ -90,7 +91,7 @@ def test_read_idx_checks_the_digest(tmp_path, rng):
     path = tmp_path / "x.gz"
     path.write_bytes(gzip.compress(payload))
     with pytest.raises(DataError, match="SHA-256 mismatch"):
-        D.read_idx(path, sha256="0" * 64)
+        mnist_files.read_idx(path, sha256="0" * 64)
 
 
 def test_load_mnist_from_checkout(mnist):
@@ -105,39 +106,39 @@ def test_load_mnist_from_checkout(mnist):
 
 
 def test_vendored_sha256sums_match_builtin_digests():
-    assert D.read_sha256sums(MNIST_DIR / "SHA256SUMS") == D.MNIST_SHA256
+    assert mnist_files.read_sha256sums(MNIST_DIR / "SHA256SUMS") == mnist_files.MNIST_SHA256
 
 
 def test_resolution_order(tmp_path, monkeypatch):
     env_dir, arg_dir = tmp_path / "env", tmp_path / "arg"
     env_arrays = write_mnist_like(env_dir, n_train=7)
     write_mnist_like(arg_dir, n_train=9, gz=False)
-    monkeypatch.setenv(D.DATA_DIR_ENV, str(env_dir))
-    (x, _), _ = D.load_mnist(arg_dir, verify=False)
+    monkeypatch.setenv(mnist_files.DATA_DIR_ENV, str(env_dir))
+    (x, _), _ = mnist_files.load_mnist(arg_dir, verify=False)
     assert len(x) == 9  # the argument wins over the environment
-    (x, _), _ = D.load_mnist(verify=False)
+    (x, _), _ = mnist_files.load_mnist(verify=False)
     np.testing.assert_array_equal(x, env_arrays["train-images-idx3-ubyte"])
-    monkeypatch.delenv(D.DATA_DIR_ENV)
-    assert D.resolve_mnist_dir() == D.checkout_data_dir()
+    monkeypatch.delenv(mnist_files.DATA_DIR_ENV)
+    assert mnist_files.resolve_mnist_dir() == mnist_files.checkout_data_dir()
 
 
 def test_explicit_folders_must_be_complete(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="does not exist"):
-        D.load_mnist(tmp_path / "nowhere")
+        mnist_files.load_mnist(tmp_path / "nowhere")
     write_mnist_like(tmp_path / "part")
     (tmp_path / "part" / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"lacks t10k-labels-idx1-ubyte\[.gz\]"):
-        D.load_mnist(tmp_path / "part")
-    monkeypatch.setenv(D.DATA_DIR_ENV, str(tmp_path / "part"))
-    with pytest.raises(DataError, match=D.DATA_DIR_ENV):
-        D.load_mnist()
+        mnist_files.load_mnist(tmp_path / "part")
+    monkeypatch.setenv(mnist_files.DATA_DIR_ENV, str(tmp_path / "part"))
+    with pytest.raises(DataError, match=mnist_files.DATA_DIR_ENV):
+        mnist_files.load_mnist()
 
 
 def test_verification_uses_the_folder_sums_or_builtin_digests(tmp_path):
     write_mnist_like(tmp_path / "d")
     with pytest.raises(DataError, match="SHA-256 mismatch"):
-        D.load_mnist(tmp_path / "d")  # no SHA256SUMS: checked against the MNIST digests
-    assert len(D.load_mnist(tmp_path / "d", verify=False)[0][0]) == 12
+        mnist_files.load_mnist(tmp_path / "d")  # no SHA256SUMS: checked against the MNIST digests
+    assert len(mnist_files.load_mnist(tmp_path / "d", verify=False)[0][0]) == 12
 
 
 def test_mismatched_counts_and_labels_are_errors(tmp_path):
@@ -145,21 +146,23 @@ def test_mismatched_counts_and_labels_are_errors(tmp_path):
     labels = arrays["train-labels-idx1-ubyte"][:-1]
     (tmp_path / "d" / "train-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
     with pytest.raises(DataError, match="12 images but 11 labels"):
-        D.load_mnist(tmp_path / "d", verify=False)
+        mnist_files.load_mnist(tmp_path / "d", verify=False)
     (tmp_path / "d" / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.full(12, 11, np.uint8)))
     with pytest.raises(DataError, match="labels must be 0-9"):
-        D.load_mnist(tmp_path / "d", verify=False)
+        mnist_files.load_mnist(tmp_path / "d", verify=False)
 
 
 def test_download_from_a_mirror_verifies_and_renames(tmp_path):
     mirror = tmp_path / "mirror"
     shutil.copytree(MNIST_DIR, mirror)
     cache = tmp_path / "cache"
-    D.download_mnist(cache, mirrors=["file:///nonexistent/", mirror.as_uri() + "/"], progress=False)
-    assert sorted(p.name for p in cache.iterdir()) == sorted(
-        n + ".gz" for n in D.MNIST_FILES.values()
+    mnist_files.download_mnist(
+        cache, mirrors=["file:///nonexistent/", mirror.as_uri() + "/"], progress=False
     )
-    (x, _), (xt, _) = D.load_mnist(cache)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        n + ".gz" for n in mnist_files.MNIST_FILES.values()
+    )
+    (x, _), (xt, _) = mnist_files.load_mnist(cache)
     assert x.shape == (60000, 28, 28) and xt.shape == (10000, 28, 28)
 
 
@@ -168,23 +171,23 @@ def test_download_of_a_corrupt_file_leaves_nothing(tmp_path):
     write_mnist_like(mirror)  # valid IDX but not MNIST: fails the digest check
     cache = tmp_path / "cache"
     with pytest.raises(DataError, match="could not download .*SHA-256 mismatch"):
-        D.download_mnist(cache, mirrors=[mirror.as_uri() + "/"], progress=False)
+        mnist_files.download_mnist(cache, mirrors=[mirror.as_uri() + "/"], progress=False)
     assert list(cache.iterdir()) == []
 
 
 def test_cache_is_used_and_download_when_missing(tmp_path, monkeypatch):
-    monkeypatch.setenv(D.CACHE_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(D, "checkout_data_dir", lambda: tmp_path / "no-checkout")
+    monkeypatch.setenv(mnist_files.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(mnist_files, "checkout_data_dir", lambda: tmp_path / "no-checkout")
     with pytest.raises(DataError, match="download=False"):
-        D.resolve_mnist_dir(download=False)
+        mnist_files.resolve_mnist_dir(download=False)
     calls = []
-    monkeypatch.setattr(D, "download_mnist", lambda d: calls.append(d) or d)
-    assert D.resolve_mnist_dir() == tmp_path / "cache" and calls == [tmp_path / "cache"]
+    monkeypatch.setattr(mnist_files, "download_mnist", lambda d: calls.append(d) or d)
+    assert mnist_files.resolve_mnist_dir() == tmp_path / "cache" and calls == [tmp_path / "cache"]
 
 
 def test_check_images_and_labels():
-    assert D.check_images(np.zeros((2, 784), np.uint8)).shape == (2, 28, 28, 1)
-    assert D.check_images(np.zeros((2, 28, 28), np.float64)).dtype == np.float32
+    assert data.check_images(np.zeros((2, 784), np.uint8)).shape == (2, 28, 28, 1)
+    assert data.check_images(np.zeros((2, 28, 28), np.float64)).dtype == np.float32
     for bad, message in [
         (np.full((2, 28, 28), 255.0), r"must lie in \[0, 1\], got \[255, 255\]"),
         (np.full((2, 28, 28), np.nan), "NaN"),
@@ -193,66 +196,82 @@ def test_check_images_and_labels():
         (np.zeros((2, 28, 28), np.int32), "dtype int32"),
     ]:
         with pytest.raises(DataError, match=message):
-            D.check_images(bad, "x")
-    np.testing.assert_array_equal(D.check_labels(np.eye(10)[[3, 1]], 2), [3, 1])
+            data.check_images(bad, "x")
+    np.testing.assert_array_equal(data.check_labels(np.eye(10)[[3, 1]], 2), [3, 1])
     with pytest.raises(DataError, match=r"labels must lie in 0..9, got 0..10"):
-        D.check_labels([0, 10], 2)
+        data.check_labels([0, 10], 2)
     with pytest.raises(DataError, match="3 labels for 2 images"):
-        D.check_labels([0, 1, 2], 2)
+        data.check_labels([0, 1, 2], 2)
     with pytest.raises(DataError, match="whole numbers"):
-        D.check_labels([0.5, 1.0], 2)
+        data.check_labels([0.5, 1.0], 2)
 
 
-def test_to_float_and_one_hot():
+def test_to_float():
     x = np.array([[[0, 255], [51, 102]]], np.uint8)
-    np.testing.assert_allclose(D.to_float(x)[0, :, :, 0], [[0, 1], [0.2, 0.4]], rtol=1e-6)
-    np.testing.assert_array_equal(D.one_hot([2, 0], 3), [[0, 0, 1], [1, 0, 0]])
+    np.testing.assert_allclose(data.to_float(x)[0, :, :, 0], [[0, 1], [0.2, 0.4]], rtol=1e-6)
+
+
+def test_statistics_of_a_small_set():
+    x = np.zeros((4, 28, 28), np.uint8)
+    x[0, 0, 0], x[1, 5, 5] = 255, 51  # two inked pixels of 3,136
+    stats = data.statistics(x, [3, 3, 0, 9])
+    assert stats["images"] == 4 and stats["image_shape"] == [28, 28, 1]
+    assert stats["pixel_mean"] == pytest.approx((1.0 + 0.2) / 3136, rel=1e-6)
+    assert stats["ink_fraction"] == pytest.approx(2 / 3136)
+    assert stats["label_counts"] == {
+        "0": 1,
+        "1": 0,
+        "2": 0,
+        "3": 2,
+        **{str(k): 0 for k in range(4, 9)},
+        "9": 1,
+    }
 
 
 def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
-    a = D.epoch_order(1000, seed=3, epoch=0)
+    a = data.epoch_order(1000, seed=3, epoch=0)
     assert sorted(a) == list(range(1000))
-    np.testing.assert_array_equal(a, D.epoch_order(1000, seed=3, epoch=0))
-    assert (a != D.epoch_order(1000, seed=3, epoch=1)).any()
-    assert (a != D.epoch_order(1000, seed=4, epoch=0)).any()
+    np.testing.assert_array_equal(a, data.epoch_order(1000, seed=3, epoch=0))
+    assert (a != data.epoch_order(1000, seed=3, epoch=1)).any()
+    assert (a != data.epoch_order(1000, seed=4, epoch=0)).any()
 
 
 def test_split_is_deterministic_and_disjoint():
     x = np.arange(100)[:, None].repeat(784, 1).astype(np.uint8)
     y = np.arange(100) % 10
-    (xt, yt), (xv, yv) = D.train_validation_split(x, y, 0.2, seed=5)
+    (xt, yt), (xv, yv) = data.train_validation_split(x, y, 0.2, seed=5)
     assert len(xv) == 20 and len(xt) == 80
     assert set(xt[:, 0]).isdisjoint(xv[:, 0]) and len(set(xt[:, 0]) | set(xv[:, 0])) == 100
-    (_, _), (xv2, _) = D.train_validation_split(x, y, 0.2, seed=5)
+    (_, _), (xv2, _) = data.train_validation_split(x, y, 0.2, seed=5)
     np.testing.assert_array_equal(xv, xv2)
     with pytest.raises(ConfigError):
-        D.train_validation_split(x, y, 1.0)
+        data.train_validation_split(x, y, 1.0)
 
 
 def test_train_dataset_follows_the_epoch_order_and_resumes(rng):
     x = rng.integers(0, 256, (50, 28, 28, 1), dtype=np.uint8)
     y = rng.integers(0, 10, 50).astype(np.int32)
-    order = D.epoch_order(50, seed=1, epoch=2)
-    batches = list(D.train_dataset(x, y, 16, seed=1, epoch=2))
+    order = data.epoch_order(50, seed=1, epoch=2)
+    batches = list(pipeline.train_dataset(x, y, 16, seed=1, epoch=2))
     assert [len(b[1]) for b in batches] == [16, 16, 16, 2]
     images = np.concatenate([b[0].numpy() for b in batches])
     np.testing.assert_allclose(images, x[order] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), y[order])
-    resumed = list(D.train_dataset(x, y, 16, seed=1, epoch=2, start_step=2))
+    resumed = list(pipeline.train_dataset(x, y, 16, seed=1, epoch=2, start_step=2))
     np.testing.assert_array_equal(resumed[0][1].numpy(), batches[2][1].numpy())
 
 
 @pytest.mark.parametrize("autotune", [False, True])
 def test_pipelines_autotune_only_when_asked_and_give_the_same_batches(rng, monkeypatch, autotune):
-    monkeypatch.setattr(D, "AUTOTUNE", autotune)
+    monkeypatch.setattr(pipeline, "AUTOTUNE", autotune)
     x = rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
     y = rng.integers(0, 10, 40).astype(np.int32)
-    train = D.train_dataset(x, y, 16, seed=3, epoch=1)
-    evaluation = D.eval_dataset(x, y, 16)
+    train = pipeline.train_dataset(x, y, 16, seed=3, epoch=1)
+    evaluation = pipeline.eval_dataset(x, y, 16)
     # tf.data's default (None) autotunes; rawtf's fixed pipelines switch it off.
     expected = None if autotune else False
     assert [ds.options().autotune.enabled for ds in (train, evaluation)] == [expected] * 2
-    order = D.epoch_order(40, seed=3, epoch=1)
+    order = data.epoch_order(40, seed=3, epoch=1)
     np.testing.assert_allclose(np.concatenate([b[0] for b in train]), x[order] / 255.0, rtol=1e-6)
     np.testing.assert_allclose(np.concatenate([b[0] for b in evaluation]), x / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in evaluation]), y)

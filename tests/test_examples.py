@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 import rawtf
-from rawtf import kaggle
+from rawtf import cli, kaggle
 from tests.conftest import ROOT
 
 
@@ -61,3 +61,77 @@ def test_predict_own_image_example(tmp_path, trained_run, small_mnist, capsys):
     assert all(re.fullmatch(r".*\.jpg\t\d\t[01]\.\d{4}", line) for line in out[:2])
     assert (tmp_path / "seen.png").stat().st_size > 500
     assert np.isfinite(rawtf.images.load_digit_images(paths)).all()
+
+
+TRAINING_EXAMPLES = ("train_mnist", "kaggle_digit_recognizer")
+
+
+def _value_for(action) -> list[str]:
+    """A valid command-line value for ``action`` (none for switches)."""
+    if action.nargs == 0:
+        return []
+    if action.choices:
+        return [list(action.choices)[-1]]
+    if action.dest in ("lr", "validation_split"):
+        return ["0.25"]
+    if action.type is not None:
+        return ["7"]
+    return [f"/somewhere/{action.dest}"]
+
+
+def test_every_train_flag_means_the_same_in_each_training_example():
+    """Each flag of ``rawtf train``, given alone, parses in every training example to the
+    same value it parses to in the command."""
+    from tests.test_config import _train_options
+
+    options = _train_options()
+    assert len(options) > 20
+    for name in TRAINING_EXAMPLES:
+        parser = example(name).build_parser()
+        for dest, action in options.items():
+            argv = [action.option_strings[-1], *_value_for(action)]
+            if dest != "out":
+                argv += ["--out", "/somewhere/out"]  # the command requires it
+            ours = vars(parser.parse_args(argv))
+            theirs = vars(cli.build_parser().parse_args(["train", *argv]))
+            assert ours.get(dest) == theirs.get(dest), (name, argv)
+
+
+def _subprocess(*argv, cwd=ROOT):
+    import subprocess
+
+    from tests.conftest import PYTHON, python_env
+
+    proc = subprocess.run(
+        [PYTHON, *argv], capture_output=True, text=True, env=python_env(), cwd=cwd, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _losses(run_dir):
+    import json
+
+    return [row["loss"] for row in json.loads((run_dir / "history.json").read_text())]
+
+
+def test_kaggle_example_trains_exactly_as_the_command(tmp_path, small_mnist):
+    """Under --deterministic the Kaggle example and ``rawtf train --data THE.csv`` given the
+    same flags train identically; --precision bf16 really changes the computation."""
+    (x, y), (xt, _) = small_mnist
+    kaggle.write_kaggle_csv(x[:320], y[:320], tmp_path / "train.csv")
+    kaggle.write_kaggle_csv(xt[:20], None, tmp_path / "test.csv")
+    shared = [
+        *("--data", str(tmp_path / "train.csv"), "--model", "kaggle", "--augment"),
+        *("--epochs", "2", "--batch-size", "64", "--seed", "3", "--deterministic"),
+    ]
+    script = str(ROOT / "examples" / "kaggle_digit_recognizer.py")
+    test_csv = ["--test", str(tmp_path / "test.csv")]
+    _subprocess(script, *shared, *test_csv, "--out", str(tmp_path / "example"))
+    _subprocess("-m", "rawtf.cli", "train", *shared, "--out", str(tmp_path / "command"))
+    _subprocess(script, *shared, *test_csv, "--precision", "bf16", "--out", str(tmp_path / "bf16"))
+    example_losses, command_losses = _losses(tmp_path / "example"), _losses(tmp_path / "command")
+    assert len(example_losses) == 2 and example_losses == command_losses
+    assert _losses(tmp_path / "bf16")[0] != example_losses[0]
+    settings = rawtf.runs.read_config(tmp_path / "bf16")["train"]
+    assert settings["precision"] == "bf16" and settings["deterministic"] is True

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rawtf import layers as L
+from rawtf import layers
 from rawtf.errors import ConfigError, ShapeError
 from tests.conftest import tf
 
@@ -75,11 +75,11 @@ def test_conv2d_output_shape_matches_formula_and_op(kernel, stride, padding, siz
         if padding == "SAME"
         else (valid_out(h, kernel, stride), valid_out(w, kernel, stride))
     )
-    predicted = L.conv2d_output_shape((2, h, w, 3), kernel, 4, stride, padding)
+    predicted = layers.conv2d_output_shape((2, h, w, 3), kernel, 4, stride, padding)
     assert predicted == (2, *expected_hw, 4)
     x = tf.zeros((2, h, w, 3))
     W = tf.zeros((kernel, kernel, 3, 4))
-    assert tuple(L.conv2d(x, W, stride=stride, padding=padding).shape) == predicted
+    assert tuple(layers.conv2d(x, W, stride=stride, padding=padding).shape) == predicted
 
 
 @pytest.mark.parametrize(
@@ -93,22 +93,24 @@ def test_max_pool_output_shape_matches_formula_and_op(window, stride, padding, s
         if padding == "SAME"
         else (valid_out(h, window, stride), valid_out(w, window, stride))
     )
-    predicted = L.max_pool_output_shape((1, h, w, 2), window, stride, padding)
+    predicted = layers.max_pool_output_shape((1, h, w, 2), window, stride, padding)
     assert predicted == (1, *expected_hw, 2)
-    assert tuple(L.max_pool(tf.zeros((1, h, w, 2)), window, stride, padding).shape) == predicted
+    assert (
+        tuple(layers.max_pool(tf.zeros((1, h, w, 2)), window, stride, padding).shape) == predicted
+    )
 
 
 def test_flatten_and_dense_shapes():
-    assert L.flatten_output_shape((None, 7, 7, 64)) == (None, 3136)
-    assert L.dense_output_shape((None, 3136), 1024) == (None, 1024)
+    assert layers.flatten_output_shape((None, 7, 7, 64)) == (None, 3136)
+    assert layers.dense_output_shape((None, 3136), 1024) == (None, 1024)
     x = tf.zeros((3, 7, 7, 64))
-    assert tuple(L.flatten(x).shape) == (3, 3136)
-    assert tuple(L.dense(L.flatten(x), tf.zeros((3136, 5))).shape) == (3, 5)
+    assert tuple(layers.flatten(x).shape) == (3, 3136)
+    assert tuple(layers.dense(layers.flatten(x), tf.zeros((3136, 5))).shape) == (3, 5)
 
 
 def test_valid_window_larger_than_input_is_a_shape_error():
     with pytest.raises(ShapeError, match="does not fit"):
-        L.conv2d_output_shape((1, 3, 3, 1), 5, 1, 1, "VALID")
+        layers.conv2d_output_shape((1, 3, 3, 1), 5, 1, 1, "VALID")
 
 
 @pytest.mark.parametrize(
@@ -118,7 +120,7 @@ def test_conv2d_values_match_numpy(rng, kernel, stride, padding):
     x = rng.normal(size=(2, 9, 8, 3))
     w = rng.normal(size=(kernel, kernel, 3, 4))
     b = rng.normal(size=(4,))
-    got = L.conv2d(tf.constant(x, tf.float64), tf.constant(w), tf.constant(b), stride, padding)
+    got = layers.conv2d(tf.constant(x, tf.float64), tf.constant(w), tf.constant(b), stride, padding)
     np.testing.assert_allclose(
         got.numpy(), numpy_conv2d(x, w, stride, padding) + b, rtol=1e-10, atol=1e-10
     )
@@ -129,13 +131,13 @@ def test_conv2d_values_match_numpy(rng, kernel, stride, padding):
 )
 def test_max_pool_values_match_numpy(rng, window, stride, padding):
     x = rng.normal(size=(2, 7, 9, 3))
-    got = L.max_pool(tf.constant(x), window, stride, padding)
+    got = layers.max_pool(tf.constant(x), window, stride, padding)
     np.testing.assert_array_equal(got.numpy(), numpy_max_pool(x, window, stride, padding))
 
 
 def test_dense_and_relu_match_numpy(rng):
     x, w, b = rng.normal(size=(5, 6)), rng.normal(size=(6, 3)), rng.normal(size=(3,))
-    got = L.relu(L.dense(tf.constant(x), tf.constant(w), tf.constant(b)))
+    got = layers.relu(layers.dense(tf.constant(x), tf.constant(w), tf.constant(b)))
     np.testing.assert_allclose(got.numpy(), np.maximum(x @ w + b, 0), rtol=1e-12)
 
 
@@ -143,20 +145,20 @@ def test_dense_and_relu_match_numpy(rng):
     "rows, cols, bias",
     [
         (6, 3, True),
-        (L.TRANSPOSED_GRADIENT_MIN, L.TRANSPOSED_GRADIENT_MIN + 8, True),
-        (L.TRANSPOSED_GRADIENT_MIN + 8, L.TRANSPOSED_GRADIENT_MIN, False),
+        (layers.TRANSPOSED_GRADIENT_MIN, layers.TRANSPOSED_GRADIENT_MIN + 8, True),
+        (layers.TRANSPOSED_GRADIENT_MIN + 8, layers.TRANSPOSED_GRADIENT_MIN, False),
     ],
 )
 def test_dense_gradients_match_numpy(rng, rows, cols, bias):
     """Both ways of computing the input gradient (plain, and transposed for large weights)
     give the closed-form gradients of sum(g * (x @ W + b))."""
-    assert L._transposed_input_gradient(tf.zeros((rows, cols))) == (rows >= 512 <= cols)
+    assert layers._transposed_input_gradient(tf.zeros((rows, cols))) == (rows >= 512 <= cols)
     x, w, b = rng.normal(size=(7, rows)), rng.normal(size=(rows, cols)), rng.normal(size=cols)
     g = rng.normal(size=(7, cols))
     tensors = [tf.constant(x), tf.constant(w)] + ([tf.constant(b)] if bias else [])
     with tf.GradientTape() as tape:
         tape.watch(tensors)
-        y = L.dense(*tensors)
+        y = layers.dense(*tensors)
         loss = tf.reduce_sum(y * g)
     np.testing.assert_allclose(y.numpy(), x @ w + (b if bias else 0), rtol=1e-10)
     grads = tape.gradient(loss, tensors)
@@ -169,14 +171,14 @@ def test_dense_gradients_match_numpy(rng, rows, cols, bias):
 def test_dense_transposed_gradient_in_bfloat16_flows_back_to_float32_weights(rng):
     """Under mixed precision the large-layer path computes in bfloat16 and the weights'
     gradient arrives in float32, close to the float32 one."""
-    n = L.TRANSPOSED_GRADIENT_MIN
+    n = layers.TRANSPOSED_GRADIENT_MIN
     x = tf.constant(rng.normal(size=(4, n)), tf.float32)
     w = tf.Variable(rng.normal(size=(n, n)).astype(np.float32) / n**0.5)
     g = tf.constant(rng.normal(size=(4, n)), tf.float32)
     grads = []
     for dtype in (tf.float32, tf.bfloat16):
         with tf.GradientTape() as tape:
-            y = L.dense(tf.cast(x, dtype), w)
+            y = layers.dense(tf.cast(x, dtype), w)
             loss = tf.reduce_sum(tf.cast(y, tf.float32) * g)
         grads.append(tape.gradient(loss, w))
     assert grads[1].dtype == tf.float32
@@ -188,30 +190,32 @@ def test_shape_errors_name_expected_and_actual():
     with pytest.raises(
         ShapeError, match=r"conv2d: expected a rank-4 input .* got shape \(28, 28\)"
     ):
-        L.conv2d(tf.zeros((28, 28)), tf.zeros((3, 3, 1, 2)))
+        layers.conv2d(tf.zeros((28, 28)), tf.zeros((3, 3, 1, 2)))
     with pytest.raises(ShapeError, match="input has 3 channels but the kernel"):
-        L.conv2d(tf.zeros((1, 8, 8, 3)), tf.zeros((3, 3, 1, 2)))
+        layers.conv2d(tf.zeros((1, 8, 8, 3)), tf.zeros((3, 3, 1, 2)))
     with pytest.raises(ShapeError, match="dense: input has 4 features"):
-        L.dense(tf.zeros((2, 4)), tf.zeros((5, 3)))
+        layers.dense(tf.zeros((2, 4)), tf.zeros((5, 3)))
     with pytest.raises(ShapeError, match="max_pool: expected a rank-4"):
-        L.max_pool(tf.zeros((2, 4)))
+        layers.max_pool(tf.zeros((2, 4)))
     with pytest.raises(ConfigError, match="padding"):
-        L.conv2d(tf.zeros((1, 8, 8, 1)), tf.zeros((3, 3, 1, 2)), padding="FULL")
+        layers.conv2d(tf.zeros((1, 8, 8, 1)), tf.zeros((3, 3, 1, 2)), padding="FULL")
 
 
 def test_dropout_off_outside_training_and_seeded_inside():
     x = tf.ones((64, 256))
-    np.testing.assert_array_equal(L.dropout(x, 0.5, seed=[1, 2], training=False).numpy(), x.numpy())
-    a = L.dropout(x, 0.25, seed=tf.constant([3, 4]), training=True).numpy()
-    b = L.dropout(x, 0.25, seed=tf.constant([3, 4]), training=True).numpy()
-    c = L.dropout(x, 0.25, seed=tf.constant([3, 5]), training=True).numpy()
+    np.testing.assert_array_equal(
+        layers.dropout(x, 0.5, seed=[1, 2], training=False).numpy(), x.numpy()
+    )
+    a = layers.dropout(x, 0.25, seed=tf.constant([3, 4]), training=True).numpy()
+    b = layers.dropout(x, 0.25, seed=tf.constant([3, 4]), training=True).numpy()
+    c = layers.dropout(x, 0.25, seed=tf.constant([3, 5]), training=True).numpy()
     np.testing.assert_array_equal(a, b)
     assert (a != c).any()
     kept = a != 0
     np.testing.assert_allclose(a[kept], 1 / 0.75, rtol=1e-6)
     assert abs(kept.mean() - 0.75) < 0.02  # 16,384 draws: 4 standard deviations is ~0.013
     with pytest.raises(ConfigError, match=r"rate must lie in \[0, 1\)"):
-        L.dropout(x, 1.0, seed=[1, 2], training=True)
+        layers.dropout(x, 1.0, seed=[1, 2], training=True)
 
 
 @pytest.mark.parametrize("fused", [False, True])
@@ -224,7 +228,7 @@ def test_batch_norm_matches_numpy(rng, fused, shape):
     moving_mean, moving_var = tf.Variable(mean0), tf.Variable(var0)
     axes = tuple(range(len(shape) - 1))
     mu, var = x.mean(axis=axes), x.var(axis=axes)  # biased variance
-    y = L.batch_norm(
+    y = layers.batch_norm(
         x,
         gamma,
         beta,
@@ -242,7 +246,7 @@ def test_batch_norm_matches_numpy(rng, fused, shape):
     np.testing.assert_allclose(moving_var.numpy(), 0.9 * var0 + 0.1 * var, rtol=1e-5, atol=1e-6)
     # Inference: moving statistics, and no update.
     m, v = moving_mean.numpy(), moving_var.numpy()
-    y = L.batch_norm(
+    y = layers.batch_norm(
         x, gamma, beta, moving_mean, moving_var, training=False, epsilon=1e-3, fused=fused
     )
     np.testing.assert_allclose(
@@ -253,4 +257,4 @@ def test_batch_norm_matches_numpy(rng, fused, shape):
 
 def test_batch_norm_checks_channels():
     with pytest.raises(ShapeError, match="input has 3 channels but gamma has 4"):
-        L.batch_norm(tf.zeros((2, 3)), tf.ones(4), tf.zeros(4), tf.zeros(4), tf.ones(4))
+        layers.batch_norm(tf.zeros((2, 3)), tf.ones(4), tf.zeros(4), tf.zeros(4), tf.ones(4))

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 import rawtf
-from rawtf import layers as L
-from rawtf import models as M
+from rawtf import layers, models
 from rawtf.errors import ConfigError, ShapeError
 from tests.conftest import tf
 
 
 @pytest.fixture(scope="module")
 def tutorial():
-    return M.get_model("tutorial", seed=0)
+    return models.get_model("tutorial", seed=0)
 
 
 def test_tutorial_declares_the_tutorial_dictionaries(tutorial):
@@ -83,17 +82,17 @@ def test_dropout_only_in_training_and_keyed_on_the_seed(tutorial, rng):
 
 
 def test_same_seed_same_weights():
-    a, b, c = (M.get_model("tutorial", seed=s) for s in (3, 3, 4))
+    a, b, c = (models.get_model("tutorial", seed=s) for s in (3, 3, 4))
     for k in a.weights:
         np.testing.assert_array_equal(a.weights[k].numpy(), b.weights[k].numpy())
         assert not np.array_equal(a.weights[k].numpy(), c.weights[k].numpy())
 
 
 def test_normal_init_reproduces_the_tutorial():
-    model = M.get_model("tutorial", init="normal")
+    model = models.get_model("tutorial", init="normal")
     assert abs(model.weights["W_fc"].numpy().std() - 1.0) < 0.01
     assert abs(model.biases["b_fc"].numpy().std() - 1.0) < 0.1
-    assert np.all(M.get_model("tutorial").biases["b_fc"].numpy() == 0)
+    assert np.all(models.get_model("tutorial").biases["b_fc"].numpy() == 0)
 
 
 def test_summary_lists_layers_and_totals(tutorial):
@@ -103,40 +102,42 @@ def test_summary_lists_layers_and_totals(tutorial):
 
 
 def test_registry_and_user_models():
-    assert "tutorial" in M.model_names()
+    assert "tutorial" in models.model_names()
     with pytest.raises(ConfigError, match="unknown model 'lenet'; choose from"):
-        M.get_model("lenet")
+        models.get_model("lenet")
     with pytest.raises(ConfigError, match="has no setting 'width'"):
-        M.get_model("tutorial", width=3)
+        models.get_model("tutorial", width=3)
 
     @rawtf.register_model("test_tiny")
-    class Tiny(M.Model):
+    class Tiny(models.Model):
         defaults = {"filters": 4}
 
         def layers(self):
             return [
-                M.Conv("conv1", 3, self.settings["filters"], stride=2),
-                M.Flatten(),
-                M.Dense("out", 10),
+                models.Conv("conv1", 3, self.settings["filters"], stride=2),
+                models.Flatten(),
+                models.Dense("out", 10),
             ]
 
         def forward(self, x, training, dropout, seed):
-            x = L.relu(L.conv2d(x, self.weights["W_conv1"], self.biases["b_conv1"], stride=2))
-            return L.dense(L.flatten(x), self.weights["out"], self.biases["out"])
+            x = layers.relu(
+                layers.conv2d(x, self.weights["W_conv1"], self.biases["b_conv1"], stride=2)
+            )
+            return layers.dense(layers.flatten(x), self.weights["out"], self.biases["out"])
 
-    model = M.get_model("test_tiny", filters=3)
+    model = models.get_model("test_tiny", filters=3)
     assert model.config == {"model": "test_tiny", "init": "he", "seed": 0, "filters": 3}
     assert model.count_params() == 3 * 3 * 3 + 3 + 14 * 14 * 3 * 10 + 10
     assert tuple(model(tf.zeros((2, 28, 28))).shape) == model.output_shape((2, 28, 28, 1))
     with pytest.raises(ConfigError, match="already registered"):
-        rawtf.register_model("test_tiny")(type("Other", (M.Model,), {}))
+        rawtf.register_model("test_tiny")(type("Other", (models.Model,), {}))
 
 
 def test_flops_per_image_closed_form():
-    tutorial = M.get_model("tutorial")
+    tutorial = models.get_model("tutorial")
     expected = 2 * (28 * 28 * 25 * 1 * 32 + 14 * 14 * 25 * 32 * 64 + 3136 * 1024 + 1024 * 10)
     assert tutorial.flops_per_image() == expected
-    three = M.get_model("three_conv")
+    three = models.get_model("three_conv")
     expected = 2 * (
         26 * 26 * 9 * 64 + 11 * 11 * 9 * 64 * 64 + 3 * 3 * 9 * 64 * 64 + 64 * 64 + 64 * 32 + 32 * 10
     )

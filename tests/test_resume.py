@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import rawtf
-from rawtf import train
+from rawtf import callbacks, step
 from rawtf.checkpoint import TrainingCheckpoint
 from rawtf.errors import CheckpointError, TrainingError, TrainingInterrupted
 from tests.conftest import tf
@@ -75,7 +75,7 @@ def test_one_epoch_then_resume_equals_two_straight(subset, tmp_path):
 def test_interrupt_saves_and_resumes_mid_epoch(subset, tmp_path, monkeypatch, per_call, saved_at):
     """Ctrl-C arrives during the 4th step of epoch 1; training stops at the end of the
     compiled call that holds it (steps 1-4 with one step per call, 4-6 with three)."""
-    original = train.make_train_loop
+    original = step.make_train_loop
 
     def interrupting(*args, **kwargs):
         loop = original(*args, **kwargs)
@@ -87,12 +87,12 @@ def test_interrupt_saves_and_resumes_mid_epoch(subset, tmp_path, monkeypatch, pe
 
         return call
 
-    monkeypatch.setattr(train, "make_train_loop", interrupting)
+    monkeypatch.setattr(step, "make_train_loop", interrupting)
     with pytest.raises(
         TrainingInterrupted, match=f"interrupted at epoch 1, step {saved_at}; checkpoint saved"
     ):
         run(subset, str(tmp_path / "c"), epochs=2, per_call=per_call)
-    monkeypatch.setattr(train, "make_train_loop", original)
+    monkeypatch.setattr(step, "make_train_loop", original)
     assert TrainingCheckpoint(
         tmp_path / "c", rawtf.get_model("deep_bn"), rawtf.Adam()
     ).latest.endswith(f"ckpt-{saved_at}")
@@ -107,7 +107,7 @@ def test_interrupt_saves_and_resumes_mid_epoch(subset, tmp_path, monkeypatch, pe
 def test_sigint_handler_is_installed_even_when_ignored(subset, tmp_path, monkeypatch):
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        flag = train._InterruptFlag()
+        flag = callbacks.InterruptFlag()
         with flag:
             os.kill(os.getpid(), signal.SIGINT)
         assert flag.raised

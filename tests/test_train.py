@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 import rawtf
-from rawtf import data as D
-from rawtf import metrics, train
+from rawtf import callbacks, data, metrics, pipeline, step
 from rawtf.errors import ConfigError, DataError
-from tests.conftest import tf
+from tests.conftest import cross_entropy, tf
 
 # Measured on 4,000 training images, 2 epochs, batch 64, tested on 1,000 test images:
-# seeds 0-4 gave 0.952-0.967 (see the README). The bar sits well below the worst of them.
+# seeds 0-4 gave 0.952-0.967 (docs/results.md). The bar sits well below the worst of them.
 ACCURACY_BAR = 0.90
 
 
@@ -67,19 +66,20 @@ def test_uint8_and_float_inputs_agree_and_bad_floats_are_rejected(trained, small
 def _steps(seed, x, y, steps=6, batch_size=32):
     """Run a few training steps, recording the batches' labels and the resulting weights."""
     model = rawtf.get_model("tutorial", seed=0)
-    step_fn = train.make_train_step(model, rawtf.Adam(1e-3))
+    step_fn = step.make_train_step(model, rawtf.Adam(1e-3))
     seen = []
-    for step, (images, labels) in enumerate(D.train_dataset(x, y, batch_size, seed, epoch=0)):
-        if step == steps:
+    batches = pipeline.train_dataset(x, y, batch_size, seed, epoch=0)
+    for index, (images, labels) in enumerate(batches):
+        if index == steps:
             break
         seen.append(labels.numpy())
-        step_fn(images, labels, train.step_seed(seed, step))
+        step_fn(images, labels, step.step_seed(seed, index))
     return seen, model.weights["W_fc"].numpy()
 
 
 def test_same_seed_same_batches_and_masks(small_mnist):
     x, y = small_mnist[0]
-    x, y = D.check_images(x[:500]), D.check_labels(y[:500], 500)
+    x, y = data.check_images(x[:500]), data.check_labels(y[:500], 500)
     labels_a, weights_a = _steps(11, x, y)
     labels_b, weights_b = _steps(11, x, y)
     labels_c, weights_c = _steps(12, x, y)
@@ -93,18 +93,18 @@ def test_same_seed_same_batches_and_masks(small_mnist):
 def test_dropout_mask_comes_from_the_seed_and_step(small_mnist):
     """Dropout masks keyed on (seed, step): the training step's update with dropout is
     reproduced by the same forward with that seed, and differs for another step."""
-    x = D.to_float(small_mnist[0][0][:32])
-    y = D.check_labels(small_mnist[0][1][:32], 32)
+    x = data.to_float(small_mnist[0][0][:32])
+    y = data.check_labels(small_mnist[0][1][:32], 32)
     model = rawtf.get_model("tutorial", seed=0)
     seed = tf.constant([5, 3], tf.int64)
     with tf.GradientTape() as tape:
-        loss = train.cross_entropy(model(x, training=True, seed=seed), y)
+        loss = cross_entropy(model(x, training=True, seed=seed), y)
     expected = tape.gradient(loss, model.weights["W_fc"]).numpy()
     with tf.GradientTape() as tape:
-        loss = train.cross_entropy(model(x, training=True, seed=tf.constant([5, 4], tf.int64)), y)
+        loss = cross_entropy(model(x, training=True, seed=tf.constant([5, 4], tf.int64)), y)
     other = tape.gradient(loss, model.weights["W_fc"]).numpy()
     with tf.GradientTape() as tape:
-        loss = train.cross_entropy(model(x, training=True, seed=seed), y)
+        loss = cross_entropy(model(x, training=True, seed=seed), y)
     np.testing.assert_array_equal(tape.gradient(loss, model.weights["W_fc"]).numpy(), expected)
     assert not np.allclose(other, expected)
 
@@ -155,8 +155,8 @@ class _Scripted:
 
 def test_early_stopping_patience_and_restore():
     model = _Scripted()
-    stopper = train.EarlyStopping(model, monitor="val_accuracy", patience=2)
-    history = train.History()
+    stopper = callbacks.EarlyStopping(model, monitor="val_accuracy", patience=2)
+    history = callbacks.History()
     scores = [0.90, 0.95, 0.94, 0.95, 0.93, 0.99]
     stopped_at = None
     for epoch, score in enumerate(scores):
@@ -168,14 +168,14 @@ def test_early_stopping_patience_and_restore():
     stopper.on_train_end()
     assert stopped_at == 4 and stopper.best_epoch == 2 and stopper.best == 0.95
     assert float(model.marker) == 2.0  # the best epoch's values are back
-    loss_stopper = train.EarlyStopping(model, monitor="val_loss", patience=0)
-    history = train.History()
+    loss_stopper = callbacks.EarlyStopping(model, monitor="val_loss", patience=0)
+    history = callbacks.History()
     history.append({"epoch": 1, "val_loss": 0.5})
     assert loss_stopper(0, history) is False
     history.append({"epoch": 2, "val_loss": 0.6})
     assert loss_stopper(1, history) is True
     with pytest.raises(ConfigError, match="history has no 'val_accuracy'"):
-        train.EarlyStopping(model)(0, history)
+        callbacks.EarlyStopping(model)(0, history)
 
 
 def test_fit_stops_early_and_restores(small_mnist):
@@ -235,7 +235,7 @@ def test_training_loop_traces_once_per_run(small_mnist):
         rawtf.fit(
             model, optimizer, (x, y), epochs=2, batch_size=64, verbose=0, steps_per_execution=2
         )
-    loop = train.make_train_loop(model, optimizer)
+    loop = step.make_train_loop(model, optimizer)
     assert loop.experimental_get_tracing_count() == 1
     assert int(optimizer.iterations) == 2 * 2 * 5
 
@@ -245,11 +245,11 @@ def test_loss_sum_is_exact_over_a_short_last_batch(small_mnist):
     size, the short last batch included (checked against per-step losses)."""
     x, y = small_mnist[0][0][:100], small_mnist[0][1][:100]  # batches of 64 and 36
     model = rawtf.get_model("three_conv", seed=0)
-    step_fn = train.make_train_step(model, rawtf.Adam(1e-3))
+    step_fn = step.make_train_step(model, rawtf.Adam(1e-3))
     losses = []
-    checked = D.check_images(x, "x", (28, 28, 1)), D.check_labels(y, 100, 10, "y")
-    for step, (images, labels) in enumerate(D.train_dataset(*checked, 64, seed=0, epoch=0)):
-        loss, _, _ = step_fn(images, labels, train.step_seed(0, step))
+    checked = data.check_images(x, "x", (28, 28, 1)), data.check_labels(y, 100, 10, "y")
+    for index, (images, labels) in enumerate(pipeline.train_dataset(*checked, 64, seed=0, epoch=0)):
+        loss, _, _ = step_fn(images, labels, step.step_seed(0, index))
         losses.append(float(loss) * len(labels))
     fitted = rawtf.get_model("three_conv", seed=0)
     history = rawtf.fit(fitted, rawtf.Adam(1e-3), (x, y), batch_size=64, seed=0, verbose=0)

@@ -56,6 +56,8 @@ def ones(shape, seed=None):
 
 
 INITIALIZERS: dict[str, Callable] = {"he": he_normal, "glorot": glorot_uniform, "normal": normal}
+#: Fixed starting values, for variables that do not follow the model's scheme (batch norm).
+CONSTANTS: dict[str, Callable] = {"zeros": zeros, "ones": ones}
 
 
 def get_initializer(name: str) -> Callable:
@@ -72,21 +74,25 @@ def declare(
     seed: int,
     stream: int,
     trainable: bool = True,
-    overrides: Mapping[str, Callable] | None = None,
+    overrides: Mapping[str, str | Callable] | None = None,
     aggregation=None,
 ) -> dict[str, tf.Variable]:
     """One ``tf.Variable`` per ``name: shape``, named ``name``, filled by ``initializer``
-    (or by ``overrides[name]`` where given: batch norm's gamma starts at one, say).
+    (or by ``overrides[name]`` where given, a function or a :data:`CONSTANTS` name: batch
+    norm's gamma starts at ``"ones"``, say).
     ``aggregation`` tells a ``tf.distribute`` strategy how replicas' updates combine
     (default: every replica applies the same all-reduced update, so the first one's is kept).
 
     The k-th variable of ``stream`` draws from the stateless seed ``(seed, stream * 1000 + k)``,
     so weights and biases (different streams) never share random numbers."""
     init = get_initializer(initializer) if isinstance(initializer, str) else initializer
-    overrides = overrides or {}
+    fill = {
+        name: CONSTANTS[how] if isinstance(how, str) else how
+        for name, how in (overrides or {}).items()
+    }
     return {
         name: tf.Variable(
-            overrides.get(name, init)(list(shape), seed=[int(seed), stream * 1000 + k]),
+            fill.get(name, init)(list(shape), seed=[int(seed), stream * 1000 + k]),
             name=name,
             trainable=trainable,
             dtype=tf.float32,

@@ -1,0 +1,123 @@
+"""The one way rawtf writes files and folders — atomically, honouring the umask — and reads
+back the JSON configs it wrote.
+
+Everything is first written under a temporary name in the destination's own folder (so the
+final rename never crosses file systems), given the permissions an ordinary ``open`` would
+give (``mkstemp``/``mkdtemp`` make 0600 files and 0700 folders), and only then renamed over
+the destination. A failure leaves the previous file or folder intact and no temporary
+behind; an ``OSError`` becomes the caller's :class:`rawtf.errors.RawtfError` type with a
+one-line message naming the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rawtf.errors import CheckpointError, DataError, RawtfError
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _cannot_write(path: Path, error: OSError, kind: type[RawtfError]) -> RawtfError:
+    return kind(f"{path}: cannot write ({error.strerror or error})")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, error: type[RawtfError] = DataError) -> Iterator[Path]:
+    """Yield a temporary file path beside ``path``; when the block succeeds the file there
+    is given umask permissions and renamed to ``path``. ``path`` may not be a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a folder, expected a file name")
+    if not path.parent.is_dir():
+        raise error(f"{path.parent}: folder does not exist")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise _cannot_write(path, e, error) from None
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise _cannot_write(path, e, error) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str, error: type[RawtfError] = DataError) -> Path:
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically."""
+    with atomic_path(path, error) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, payload: Any, error: type[RawtfError] = DataError) -> Path:
+    """Write ``payload`` as indented JSON to ``path`` atomically."""
+    return write_text(path, json.dumps(payload, indent=2) + "\n", error)
+
+
+def _replace_dir(tmp: Path, directory: Path) -> None:
+    """Move the finished folder ``tmp`` to ``directory``, replacing an old one there."""
+    old = None
+    if directory.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
+        os.replace(directory, old / directory.name)
+    os.replace(tmp, directory)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(
+    directory: str | os.PathLike, marker: str, kind: str, error: type[RawtfError]
+) -> Iterator[Path]:
+    """Yield a temporary folder beside ``directory``; when the block succeeds it replaces
+    ``directory``. An existing ``directory`` without the file ``marker`` (not a ``kind``
+    folder) is never replaced, unless it is an empty folder."""
+    directory = Path(directory)
+    if directory.exists() and not (directory / marker).is_file():
+        if not directory.is_dir() or any(directory.iterdir()):
+            raise error(f"{directory}: exists and is not a {kind} folder; refusing to replace it")
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+        os.chmod(tmp, 0o777 & ~current_umask())
+    except OSError as e:
+        raise _cannot_write(directory, e, error) from None
+    try:
+        yield tmp
+        _replace_dir(tmp, directory)
+    except OSError as e:
+        raise _cannot_write(directory, e, error) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_json_config(path: Path, fmt: str, folder_kind: str) -> dict[str, Any]:
+    """The JSON object at ``path``, whose ``format`` field must be ``fmt`` (a rawtf
+    ``folder_kind`` folder's config); anything else is a :class:`CheckpointError`."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file (not a rawtf {folder_kind} folder)") from None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != fmt:
+        raise CheckpointError(f"{path}: not a rawtf {folder_kind} config (format {fmt!r} expected)")
+    return config

@@ -1,0 +1,395 @@
+"""What runs beside the training loop: the history of per-epoch metrics, the
+:class:`Callback` hooks :func:`rawtf.fit` calls, and the collaborators built on them —
+progress and epoch lines, TensorBoard summaries, checkpoint saving (with Ctrl-C handling),
+and :class:`EarlyStopping`.
+
+The loop itself only counts steps; everything else is a callback, called in this order:
+``on_train_begin``, then per epoch ``on_epoch_begin``, ``on_steps_end`` after every
+compiled call (whose length ``steps_until_due`` may shorten), ``on_epoch_end`` (returning
+True stops training), and ``on_train_end``; ``close`` runs however training ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from rawtf.errors import CheckpointError, ConfigError, TrainingInterrupted, check_int
+
+
+class History:
+    """Per-epoch metrics: ``history["loss"][e]`` and so on, plus ``epochs`` as rows."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+
+    def append(self, row: dict[str, float]) -> None:
+        self.epochs.append(dict(row))
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        keys = dict.fromkeys(k for row in self.epochs for k in row)
+        return {k: [row.get(k) for row in self.epochs] for k in keys}
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def to_json(self) -> str:
+        return json.dumps(self.epochs, indent=2)
+
+    def __repr__(self) -> str:
+        return f"History({self.epochs!r})"
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where a training run stands: in epoch ``epoch`` (0-based), ``step`` steps done of
+    ``steps_per_epoch``, with the epoch's running sums, until epoch ``end_epoch``."""
+
+    epoch: int
+    steps_per_epoch: int
+    end_epoch: int
+    seed: int
+    step: int = 0
+    loss_sum: float = 0.0
+    hits: int = 0
+    last_loss: float = math.nan
+    history: History = dataclasses.field(default_factory=History)
+
+    @property
+    def global_step(self) -> int:
+        return self.epoch * self.steps_per_epoch + self.step
+
+    def next_epoch(self, row: dict[str, float]) -> None:
+        """Record the finished epoch's ``row`` and stand at the start of the next one."""
+        self.history.append(row)
+        self.epoch, self.step, self.loss_sum, self.hits = self.epoch + 1, 0, 0.0, 0
+
+
+class Callback:
+    """Hooks :func:`rawtf.fit` calls; each does nothing unless overridden."""
+
+    def on_train_begin(self, progress: Progress) -> None:
+        pass
+
+    def on_epoch_begin(self, progress: Progress) -> None:
+        pass
+
+    def steps_until_due(self, progress: Progress) -> int | None:
+        """Steps that may run before this callback needs to act (None: any number)."""
+        return None
+
+    def on_steps_end(self, progress: Progress) -> None:
+        pass
+
+    def on_epoch_end(self, progress: Progress, row: dict[str, float]) -> bool | None:
+        """Called with the finished epoch's metrics (``progress`` already stands at the
+        next epoch); return True to stop training."""
+        return None
+
+    def on_train_end(self, progress: Progress) -> None:
+        pass
+
+    def failure_note(self) -> str:
+        """Words appended to an error that stops training (what is still intact)."""
+        return ""
+
+    def close(self) -> None:
+        """Release what the callback holds, however training ended."""
+
+
+class FunctionCallback(Callback):
+    """A plain ``function(epoch, history)`` as a callback (``epoch`` 0-based; a True result
+    stops training); its ``on_train_end()`` method, if any, is called at the end."""
+
+    def __init__(self, function: Callable[[int, History], Any]):
+        self.function = function
+
+    def on_epoch_end(self, progress, row):
+        return bool(self.function(row["epoch"] - 1, progress.history))
+
+    def on_train_end(self, progress):
+        if hasattr(self.function, "on_train_end"):
+            self.function.on_train_end()
+
+
+def as_callback(candidate) -> Callback:
+    """``candidate`` if it is a :class:`Callback`, else a plain function wrapped."""
+    if isinstance(candidate, Callback):
+        return candidate
+    if callable(candidate):
+        return FunctionCallback(candidate)
+    raise ConfigError(f"callbacks must be Callback objects or functions, got {candidate!r}")
+
+
+class EarlyStopping(Callback):
+    """Stop training when ``monitor`` (a history key such as ``val_accuracy`` or
+    ``val_loss``) has not improved by more than ``min_delta`` for ``patience`` epochs.
+    With ``restore_best_weights`` the model's variables (batch-norm state included) are
+    set back to those of the best epoch when training ends.
+
+    Pass it in ``fit(..., callbacks=[EarlyStopping(model)])``; ``stopped_epoch`` and
+    ``best_epoch`` (1-based) tell what happened."""
+
+    def __init__(
+        self,
+        model,
+        monitor: str = "val_accuracy",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = True,
+    ):
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise ConfigError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        check_int("patience", patience, 0)
+        self.model, self.monitor, self.patience = model, monitor, patience
+        self.min_delta, self.mode = abs(float(min_delta)), mode
+        self.restore_best_weights = restore_best_weights
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
+        self._best_values: list | None = None
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.mode == "max":
+            return value > self.best + self.min_delta
+        return value < self.best - self.min_delta
+
+    def __call__(self, epoch: int, history: History) -> bool:
+        """Look at the newest row of ``history``; True when training should stop."""
+        row = history.epochs[-1]
+        if self.monitor not in row:
+            raise ConfigError(
+                f"EarlyStopping: history has no {self.monitor!r} "
+                f"(has {', '.join(row)}; val_* needs validation_data)"
+            )
+        value = row[self.monitor]
+        if self._improved(value):
+            self.best, self.best_epoch = value, row["epoch"]
+            if self.restore_best_weights:
+                self._best_values = [v.numpy() for v in self.model.variables]
+            return False
+        if row["epoch"] - self.best_epoch >= self.patience:
+            self.stopped_epoch = row["epoch"]
+            return True
+        return False
+
+    def on_epoch_end(self, progress, row):
+        return self(row["epoch"] - 1, progress.history)
+
+    def on_train_end(self, progress=None) -> None:
+        if self.restore_best_weights and self._best_values is not None:
+            for variable, value in zip(self.model.variables, self._best_values, strict=True):
+                variable.assign(value)
+
+
+def format_epoch(row: dict[str, float], total_epochs: int) -> str:
+    """One line for an epoch: ``epoch 2/3  loss=0.0421  accuracy=0.9871 ... 31.2s``."""
+    parts = [f"epoch {row['epoch']}/{total_epochs}"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if key in row:
+            parts.append(f"{key}={row[key]:.4f}")
+    parts.append(f"{row['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+class ProgressLog(Callback):
+    """A progress bar per epoch on a terminal (tqdm) and one line per finished epoch."""
+
+    def __init__(self, print_fn: Callable[[str], Any] = print):
+        self.print_fn = print_fn
+        self.bar = None
+
+    def on_epoch_begin(self, progress):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=progress.steps_per_epoch,
+            initial=progress.step,
+            desc=f"epoch {progress.epoch + 1}",
+            unit="step",
+            leave=False,
+            disable=not sys.stderr.isatty(),
+            dynamic_ncols=True,
+        )
+
+    def on_steps_end(self, progress):
+        self.bar.update(progress.step - self.bar.n)
+        if not self.bar.disable:
+            self.bar.set_postfix(loss=f"{progress.last_loss:.4f}")
+
+    def on_epoch_end(self, progress, row):
+        self.close()
+        self.print_fn(format_epoch(row, progress.end_epoch))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class TensorBoard(Callback):
+    """TensorBoard summaries per epoch: scalars (loss, accuracy, learning rate, validation
+    metrics), a histogram of every variable, and the misclassified validation digits."""
+
+    def __init__(self, logdir, model, optimizer, validation_data=None):
+        from rawtf._tf import import_tensorflow
+
+        self.tf = tf = import_tensorflow()
+        try:
+            import tensorboard  # noqa: F401  (tf.summary's implementation lives there)
+        except ImportError:
+            raise ConfigError(
+                "logdir needs the tensorboard package: pip install 'rawtf[tensorboard]'"
+            ) from None
+        try:
+            self.writer = tf.summary.create_file_writer(str(logdir))
+        except (OSError, tf.errors.OpError) as e:
+            raise ConfigError(f"{logdir}: cannot write TensorBoard logs ({e})") from None
+        self.model, self.optimizer, self.validation = model, optimizer, validation_data
+
+    def on_epoch_end(self, progress, row):
+        from rawtf.data import to_float
+        from rawtf.metrics import predict
+
+        tf = self.tf
+        with self.writer.as_default(step=progress.global_step):
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
+                if key in row:
+                    tf.summary.scalar(key, row[key])
+            tf.summary.scalar("learning_rate", self.optimizer.current_learning_rate())
+            for path, variable in self.model.variable_map().items():
+                tf.summary.histogram(path, variable)
+            if self.validation is not None:
+                x, y = self.validation
+                _, predicted = predict(self.model, x[:2000])
+                wrong = (predicted != y[: len(predicted)]).nonzero()[0][:16]
+                if len(wrong):
+                    tf.summary.image("misclassified", to_float(x[wrong]), max_outputs=16)
+        self.writer.flush()
+
+    def close(self):
+        self.writer.close()
+
+
+class InterruptFlag:
+    """While installed, Ctrl-C (SIGINT) only raises a flag that the loop checks after each
+    compiled call; a second Ctrl-C interrupts at once. rawtf installs its own handler even
+    where a parent left SIGINT ignored."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+
+class CheckpointSaver(Callback):
+    """Training checkpoints in ``directory``: after every epoch, every ``every_steps``
+    steps and on Ctrl-C (then :class:`rawtf.errors.TrainingInterrupted` is raised), plus
+    the best by validation accuracy. On ``on_train_begin`` it resumes from the latest
+    checkpoint: ``resume="auto"`` if there is one, ``True`` requires one, ``False`` requires
+    that there be none."""
+
+    def __init__(
+        self,
+        directory,
+        model,
+        optimizer,
+        keep: int = 3,
+        every_steps: int | None = None,
+        resume: bool | str = "auto",
+        log: Callable[[str], Any] = lambda line: None,
+    ):
+        from rawtf.checkpoint import TrainingCheckpoint
+
+        if resume not in ("auto", True, False):
+            raise ConfigError(f"resume must be 'auto', True or False, got {resume!r}")
+        if every_steps is not None:
+            check_int("save_every_steps", every_steps)
+        self.checkpoint = TrainingCheckpoint(directory, model, optimizer, keep=keep)
+        self.directory, self.every, self.resume, self.log = directory, every_steps, resume, log
+        self.interrupt = InterruptFlag()
+
+    def on_train_begin(self, progress):
+        latest = self.checkpoint.latest
+        if latest and self.resume is False:
+            raise CheckpointError(
+                f"{self.directory}: holds checkpoints of an earlier run; resume it or use "
+                "another folder"
+            )
+        if self.resume is True or (self.resume == "auto" and latest):
+            state = self.checkpoint.restore(progress.seed)
+            progress.epoch, progress.step = state["epoch"], state["step_in_epoch"]
+            progress.loss_sum, progress.hits = state["loss_sum"], state["correct"]
+            for row in state["history"]:
+                progress.history.append(row)
+            self.log(f"resuming from epoch {progress.epoch + 1}, step {progress.step} ({latest})")
+        self.interrupt.__enter__()
+
+    def save(self, progress: Progress) -> str:
+        path = self.checkpoint.save(
+            progress.seed,
+            progress.epoch,
+            progress.step,
+            progress.loss_sum,
+            progress.hits,
+            progress.history.epochs,
+            progress.global_step,
+        )
+        self.log(f"saved checkpoint at step {progress.global_step}: {path}")
+        return path
+
+    def steps_until_due(self, progress):
+        return self.every - progress.global_step % self.every if self.every else None
+
+    def on_steps_end(self, progress):
+        due = self.every and progress.global_step % self.every == 0
+        if due and progress.step < progress.steps_per_epoch:
+            self.save(progress)
+        if self.interrupt.raised:
+            path = self.save(progress)
+            raise TrainingInterrupted(
+                f"interrupted at epoch {progress.epoch + 1}, step {progress.step}; "
+                f"checkpoint saved to {path}"
+            )
+
+    def on_epoch_end(self, progress, row):
+        if "val_accuracy" in row:
+            self.checkpoint.save_if_best(row["val_accuracy"], progress.global_step)
+        self.save(progress)
+
+    def failure_note(self):
+        latest = self.checkpoint.latest
+        return f"; the last checkpoint ({latest}) is intact" if latest else ""
+
+    def close(self):
+        self.interrupt.__exit__(None, None, None)

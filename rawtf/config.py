@@ -1,0 +1,298 @@
+"""Training settings in one place: :class:`TrainConfig` holds every setting of a training
+run with its default and its check, and the named recipes are TrainConfig values. The
+command-line flags (:mod:`rawtf.flags`), a run folder's ``config.json`` and ``--resume`` all
+go through it; :func:`resolve` decides, once, what a run's settings are. Needs no
+TensorFlow.
+
+A recipe is a complete set of settings chosen by measurement for a goal (``docs/results.md``
+gives the runs behind them; no setting was chosen by looking at the test set):
+
+- ``fast``: the shortest wall time to 99.0% test accuracy on a 2-core CPU — the small
+  batch-norm network ``small_bn`` for one epoch at batch 256, one-cycle Adam peaking at
+  2e-2, bfloat16 mixed precision (picked among candidates on a validation split).
+- ``best``: the highest single-model accuracy within 45 minutes — ``deep_bn`` with the
+  fused batch-norm kernel, ±10° / ±10% / ±10% augmentation, 30 epochs of one-cycle Adam
+  peaking at 3e-3, batch 128, on all 60,000 training images (fixed in advance and watched
+  on a held-out split; ``validation_split=0.083333`` holds those 5,000 images out again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from rawtf._io import read_json_config
+from rawtf.errors import CheckpointError, ConfigError, UsageError
+
+# Kept in step with rawtf.networks, rawtf.optim and rawtf.schedules by tests; listed here
+# so that flags can be checked before TensorFlow is imported.
+MODEL_NAMES = ("tutorial", "kaggle", "three_conv", "deep_bn", "small_bn")
+OPTIMIZER_NAMES = ("adam", "adamw", "rmsprop", "sgd")
+SCHEDULE_NAMES = ("constant", "cosine", "step", "onecycle")
+INIT_NAMES = ("he", "glorot", "normal")
+PRECISIONS = ("fp32", "bf16")
+DISTRIBUTE_NAMES = ("mirrored", "multiworker")
+RECIPE_NAMES = ("fast", "best")
+
+#: The largest integer any setting accepts (seeds become int64 tensors, counts int32).
+MAX_INT = 2**31 - 1
+
+RUN_FORMAT = "rawtf-run"
+RUN_CONFIG = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Number:
+    """A kind of numeric setting: how text converts to it and which values it accepts."""
+
+    expected: str
+    convert: Callable[[str], Any]
+    accept: Callable[[Any], bool]
+
+    def describe(self, value) -> str:
+        """What was expected, said for ``value`` (the upper bound when it is too large)."""
+        too_large = isinstance(value, (int, float)) and value > MAX_INT and self.convert is int
+        return f"an integer <= {MAX_INT}" if too_large else self.expected
+
+    def check(self, value) -> bool:
+        if self.convert is int:
+            return isinstance(value, int) and not isinstance(value, bool) and self.accept(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok and self.accept(float(value))
+
+
+POSITIVE_INT = Number("a positive integer", int, lambda v: 1 <= v <= MAX_INT)
+NON_NEGATIVE_INT = Number("an integer >= 0", int, lambda v: 0 <= v <= MAX_INT)
+POSITIVE_FLOAT = Number("a positive number", float, lambda v: 0 < v < math.inf)
+FRACTION = Number("a number in [0, 1)", float, lambda v: 0.0 <= v < 1.0)
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    number: Number | None = None,
+    choices: tuple[str, ...] | None = None,
+    metavar: str | None = None,
+    flag: bool = True,
+    on_resume: str = "fixed",
+):
+    """A TrainConfig field: its default, help text, accepted values, whether it has a flag,
+    and whether ``--resume`` may change it (``"fixed"``: it defines the run; ``"free"``: it
+    only says how or how long to run)."""
+    metadata = {
+        "help": help,
+        "number": number,
+        "choices": choices,
+        "metavar": metavar,
+        "flag": flag,
+        "on_resume": on_resume,
+    }
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=lambda: dict(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run. ``batch_size`` and ``lr`` left at None take the
+    model's own defaults (:meth:`with_model_defaults`); a run folder records the values
+    used."""
+
+    recipe: str | None = setting(
+        None,
+        "start from a named recipe's settings (fast: 99%% in seconds; best: highest accuracy "
+        "in 45 min); flags given as well win",
+        choices=RECIPE_NAMES,
+    )
+    model: str = setting("tutorial", "architecture", choices=MODEL_NAMES)
+    model_settings: dict = setting({}, "settings passed to the model's constructor", flag=False)
+    init: str = setting("he", "weight initialiser", choices=INIT_NAMES)
+    data: str = setting(
+        "mnist", "MNIST or a Kaggle digit-recognizer CSV file", metavar="mnist|PATH.csv"
+    )
+    data_dir: str | None = setting(
+        None,
+        "folder with the MNIST IDX files (default: $RAWTF_DATA_DIR, the checkout's "
+        "data/mnist, ~/.cache/rawtf/mnist, else a download)",
+        metavar="DIR",
+        on_resume="free",
+    )
+    epochs: int = setting(3, "epochs to train in all", number=POSITIVE_INT, on_resume="free")
+    batch_size: int | None = setting(
+        None, "examples per step (default: the model's)", number=POSITIVE_INT
+    )
+    optimizer: str = setting("adam", "optimiser", choices=OPTIMIZER_NAMES)
+    lr: float | None = setting(
+        None, "(peak) learning rate (default: the model's)", number=POSITIVE_FLOAT
+    )
+    schedule: str = setting(
+        "onecycle",
+        "learning-rate schedule over the whole run (peaking at --lr)",
+        choices=SCHEDULE_NAMES,
+    )
+    seed: int = setting(
+        0,
+        "seed of the initial weights, data order, augmentation, dropout and split",
+        number=NON_NEGATIVE_INT,
+    )
+    train_limit: int | None = setting(None, "train on the first N images only", number=POSITIVE_INT)
+    validation_split: float = setting(
+        0.0,
+        "hold out this fraction of the training set (chosen by --seed) for validation",
+        number=FRACTION,
+    )
+    augment: bool = setting(
+        False, "random rotation (±10°), zoom (±10%%) and shift (±10%%) of training images"
+    )
+    precision: str = setting(
+        "fp32", "bf16: bfloat16 mixed precision, float32 weights and loss", choices=PRECISIONS
+    )
+    distribute: str | None = setting(
+        None,
+        "data-parallel training; --batch-size is then the global batch. mirrored: every "
+        "local GPU (else the CPU); multiworker: one process per machine, the cluster named "
+        "by $TF_CONFIG (each worker writes its own --out)",
+        choices=DISTRIBUTE_NAMES,
+        on_resume="free",
+    )
+    logdir: str | None = setting(
+        None,
+        "write TensorBoard summaries here (needs tensorboard)",
+        metavar="DIR",
+        on_resume="free",
+    )
+    deterministic: bool = setting(
+        False, "bit-identical reruns: TensorFlow's op determinism (slower)", on_resume="free"
+    )
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            _check(field, getattr(self, field.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "settings") -> TrainConfig:
+        """A config from stored ``values`` (missing ones take their defaults); an unknown
+        or ill-typed value is a :class:`ConfigError` naming ``source`` and the field."""
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: expected an object of settings, got {values!r}")
+        unknown = sorted(set(values) - set(SETTINGS))
+        if unknown:
+            raise ConfigError(f"{source}: unknown setting {unknown[0]!r}")
+        try:
+            return cls(**values)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+    def with_model_defaults(self) -> TrainConfig:
+        """This config with ``batch_size`` and ``lr`` filled in from the model's defaults."""
+        from rawtf.models import get_model_class
+
+        model = get_model_class(self.model)
+        return dataclasses.replace(
+            self,
+            batch_size=self.batch_size or model.default_batch_size,
+            lr=self.lr or model.default_lr,
+        )
+
+
+def _check(field: dataclasses.Field, value) -> None:
+    """Raise a :class:`ConfigError` unless ``value`` suits ``field``."""
+    meta, name = field.metadata, field.name
+    if value is None and field.default is None:
+        return
+    number, choices = meta["number"], meta["choices"]
+    if number is not None:
+        ok, expected = number.check(value), number.describe(value)
+    elif choices is not None and name != "model":  # models may be registered by users
+        ok, expected = value in choices, f"one of {', '.join(choices)}"
+    elif isinstance(field.default, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif field.default is dataclasses.MISSING:  # model_settings
+        ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+        expected = "an object of named settings"
+    else:
+        ok, expected = isinstance(value, str), "a string"
+    if not ok:
+        raise ConfigError(f"{name} must be {expected}, got {value!r}")
+
+
+SETTINGS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+RECIPES: dict[str, TrainConfig] = {
+    "fast": TrainConfig(
+        recipe="fast", model="small_bn", epochs=1, batch_size=256, lr=2e-2, precision="bf16"
+    ),
+    "best": TrainConfig(
+        recipe="best",
+        model="deep_bn",
+        model_settings={"bn_fused": True},
+        epochs=30,
+        batch_size=128,
+        lr=3e-3,
+        augment=True,
+    ),
+}
+
+#: One line on what each recipe is for.
+RECIPE_SUMMARIES = {
+    "fast": "99.0% test accuracy in the least wall time (seconds on 2 CPU cores)",
+    "best": "the best single model within 45 minutes on 2 CPU cores",
+}
+
+
+def get_recipe(name: str) -> TrainConfig:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ConfigError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}") from None
+
+
+def resolve(
+    given: Mapping[str, Any],
+    base: TrainConfig | None = None,
+    stored: TrainConfig | None = None,
+    source: str = "the stored run",
+) -> TrainConfig:
+    """The settings of a run: those ``given`` (flags) over a named recipe's, else over
+    ``base`` (default :class:`TrainConfig`). Resuming, ``stored`` (the run's own settings)
+    takes the place of both; a given setting that defines the run and differs from the
+    stored one is a :class:`UsageError` naming both values, and the free ones (epochs,
+    data folder, logging, determinism, devices) are applied."""
+    unknown = sorted(set(given) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}")
+    if stored is not None:
+        for name, value in given.items():
+            fixed = SETTINGS[name].metadata["on_resume"] == "fixed"
+            if fixed and value != getattr(stored, name):
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(
+                    f"{flag} {value!r} contradicts {source}, which has {getattr(stored, name)!r} "
+                    "(resume it with its own settings, or train a new run)"
+                )
+        return dataclasses.replace(stored, **given)
+    recipe = given.get("recipe")
+    start = get_recipe(recipe) if recipe else (base or TrainConfig())
+    return dataclasses.replace(start, **given)
+
+
+def read_run_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """A run folder's ``config.json`` as a dict, its format checked."""
+    return read_json_config(Path(directory) / RUN_CONFIG, RUN_FORMAT, "run")
+
+
+def stored_config(directory: str | os.PathLike) -> TrainConfig:
+    """The training settings a run folder records."""
+    path = Path(directory) / RUN_CONFIG
+    try:
+        return TrainConfig.from_dict(read_run_config(directory).get("train"), str(path))
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None

@@ -1,0 +1,71 @@
+"""Exporting a model as a SavedModel, servable without rawtf (TF Serving, plain
+TensorFlow): signature ``serving_default`` takes float32 images in [0, 1], ``serving_uint8``
+takes uint8 pixels; both answer ``probabilities`` and ``classes``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rawtf._io import atomic_folder
+from rawtf._tf import import_tensorflow
+from rawtf.errors import CheckpointError
+from rawtf.models import Model, compute_dtype
+from rawtf.pipeline import scale_pixels
+
+tf = import_tensorflow()
+
+
+class _Serving(tf.Module):
+    """The exported object: the model and its two serving functions."""
+
+    def __init__(self, model: Model, precision: str | None = None):
+        super().__init__(name="rawtf_serving")
+        compute_dtype(precision)  # an unknown precision fails here, before any tracing
+        self.model = model
+        self.precision = precision
+        h, w, c = model.input_shape
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, h, w, c], tf.float32, name="images")],
+            autograph=False,
+        )
+        def serve_float(images):
+            return self._outputs(images)
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, h, w], tf.uint8, name="images")], autograph=False
+        )
+        def serve_uint8(images):
+            return self._outputs(scale_pixels(images)[..., tf.newaxis])
+
+        self.serve_float, self.serve_uint8 = serve_float, serve_uint8
+
+    def _outputs(self, images):
+        logits = self.model(images, training=False, dropout=False, precision=self.precision)
+        probabilities = tf.nn.softmax(logits)
+        return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=1)}
+
+
+def export_saved_model(
+    model: Model, directory: str | os.PathLike, precision: str | None = None
+) -> Path:
+    """Export ``model`` as a SavedModel for serving without rawtf: signature
+    ``serving_default`` takes float32 images ``[None, 28, 28, 1]`` in [0, 1], and
+    ``serving_uint8`` takes uint8 pixels ``[None, 28, 28]``; both return ``probabilities``
+    ``[None, 10]`` (float32) and ``classes`` (int64). ``precision="bf16"`` computes the
+    forward pass in bfloat16 (inputs and outputs keep their types). Written to a temporary
+    folder, then renamed."""
+    directory = Path(directory)
+    serving = _Serving(model, precision)
+    with atomic_folder(directory, "saved_model.pb", "SavedModel", CheckpointError) as tmp:
+        tf.saved_model.save(
+            serving,
+            str(tmp),
+            signatures={
+                "serving_default": serving.serve_float,
+                "serving_uint8": serving.serve_uint8,
+            },
+        )
+    return directory

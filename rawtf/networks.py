@@ -1,0 +1,238 @@
+"""The built-in networks, one per seed tutorial plus a small fast one. Each declares its
+layers as specs (which fix its variables, shapes and summary) and writes its forward pass one
+line per layer, with the tutorial's variable names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rawtf import layers as L
+from rawtf.models import Model, register_model
+from rawtf.specs import BatchNorm, Conv, Dense, Dropout, Flatten, Pool
+
+
+@register_model("tutorial")
+class Tutorial(Model):
+    """The low-level TensorFlow tutorial's network (3,274,634 parameters): two 5x5 SAME
+    convolutions (32, 64 filters) each followed by 2x2 max pooling, a 1024-unit dense
+    layer, dropout (rate 0.2, i.e. keep 0.8) and 10 logits."""
+
+    defaults: ClassVar[dict[str, Any]] = {"dropout_rate": 0.2}
+
+    def layers(self):
+        return [
+            Conv("conv1", kernel=5, filters=32),
+            Pool("pool1"),
+            Conv("conv2", kernel=5, filters=64),
+            Pool("pool2"),
+            Flatten(),
+            Dense("fc", 1024),
+            Dropout("dropout", self.settings["dropout_rate"]),
+            Dense("out", self.num_classes),
+        ]
+
+    def forward(self, x, training, dropout, seed):
+        W, b = self.weights, self.biases
+        x = L.relu(L.conv2d(x, W["W_conv1"], b["b_conv1"], stride=1, padding="SAME"))
+        x = L.max_pool(x, window=2, stride=2, padding="SAME")
+        x = L.relu(L.conv2d(x, W["W_conv2"], b["b_conv2"], stride=1, padding="SAME"))
+        x = L.max_pool(x, window=2, stride=2, padding="SAME")
+        x = L.flatten(x)
+        x = L.relu(L.dense(x, W["W_fc"], b["b_fc"]))
+        x = self.dropout(x, self.settings["dropout_rate"], 0, dropout, seed)
+        return L.dense(x, W["out"], b["out"])
+
+
+@register_model("kaggle")
+class Kaggle(Model):
+    """The Kaggle digit-recognizer tutorial's network (861,898 parameters): a 5x5 and two
+    3x3 SAME convolutions (32, 64, 64), two 2x2 poolings with dropout 0.25 after each, a
+    256-unit dense layer, dropout 0.5, 10 logits.
+
+    The tutorial ends in a sigmoid trained with categorical cross-entropy, which is a bug
+    (sigmoids do not make the ten outputs a distribution); rawtf returns logits and trains
+    them with softmax cross-entropy, like every model here."""
+
+    defaults: ClassVar[dict[str, Any]] = {"conv_dropout": 0.25, "fc_dropout": 0.5}
+    default_lr: ClassVar[float] = 1e-2
+
+    def layers(self):
+        return [
+            Conv("conv1", kernel=5, filters=32),
+            Pool("pool1", padding="VALID"),
+            Dropout("dropout1", self.settings["conv_dropout"]),
+            Conv("conv2", kernel=3, filters=64),
+            Conv("conv3", kernel=3, filters=64),
+            Pool("pool2", padding="VALID"),
+            Dropout("dropout2", self.settings["conv_dropout"]),
+            Flatten(),
+            Dense("fc", 256),
+            Dropout("dropout3", self.settings["fc_dropout"]),
+            Dense("out", self.num_classes),
+        ]
+
+    def forward(self, x, training, dropout, seed):
+        W, b = self.weights, self.biases
+        conv_rate, fc_rate = self.settings["conv_dropout"], self.settings["fc_dropout"]
+        x = L.relu(L.conv2d(x, W["W_conv1"], b["b_conv1"], stride=1, padding="SAME"))
+        x = L.max_pool(x, window=2, stride=2, padding="VALID")
+        x = self.dropout(x, conv_rate, 0, dropout, seed)
+        x = L.relu(L.conv2d(x, W["W_conv2"], b["b_conv2"], stride=1, padding="SAME"))
+        x = L.relu(L.conv2d(x, W["W_conv3"], b["b_conv3"], stride=1, padding="SAME"))
+        x = L.max_pool(x, window=2, stride=2, padding="VALID")
+        x = self.dropout(x, conv_rate, 1, dropout, seed)
+        x = L.flatten(x)
+        x = L.relu(L.dense(x, W["W_fc"], b["b_fc"]))
+        x = self.dropout(x, fc_rate, 2, dropout, seed)
+        return L.dense(x, W["out"], b["out"])
+
+
+@register_model("three_conv")
+class ThreeConv(Model):
+    """The tf.keras blog tutorial's network (81,066 parameters): three times a 3x3 VALID
+    convolution with 64 filters, ReLU and 2x2 VALID pooling, then dense layers of 64 and
+    32 units and 10 logits (the tutorial's softmax lives in the loss)."""
+
+    default_lr: ClassVar[float] = 1e-2
+
+    def layers(self):
+        return [
+            Conv("conv1", kernel=3, filters=64, padding="VALID"),
+            Pool("pool1", padding="VALID"),
+            Conv("conv2", kernel=3, filters=64, padding="VALID"),
+            Pool("pool2", padding="VALID"),
+            Conv("conv3", kernel=3, filters=64, padding="VALID"),
+            Pool("pool3", padding="VALID"),
+            Flatten(),
+            Dense("fc1", 64),
+            Dense("fc2", 32),
+            Dense("out", self.num_classes),
+        ]
+
+    def forward(self, x, training, dropout, seed):
+        W, b = self.weights, self.biases
+        x = L.relu(L.conv2d(x, W["W_conv1"], b["b_conv1"], stride=1, padding="VALID"))
+        x = L.max_pool(x, window=2, stride=2, padding="VALID")
+        x = L.relu(L.conv2d(x, W["W_conv2"], b["b_conv2"], stride=1, padding="VALID"))
+        x = L.max_pool(x, window=2, stride=2, padding="VALID")
+        x = L.relu(L.conv2d(x, W["W_conv3"], b["b_conv3"], stride=1, padding="VALID"))
+        x = L.max_pool(x, window=2, stride=2, padding="VALID")
+        x = L.flatten(x)
+        x = L.relu(L.dense(x, W["W_fc1"], b["b_fc1"]))
+        x = L.relu(L.dense(x, W["W_fc2"], b["b_fc2"]))
+        return L.dense(x, W["out"], b["out"])
+
+
+@register_model("deep_bn")
+class DeepBN(Model):
+    """The "deep Keras CNN" notebook's network (327,242 parameters, 326,410 trainable):
+    two blocks of [3x3 VALID, 3x3 VALID, 5x5 stride-2 SAME] convolutions (32 then 64
+    filters), each convolution followed by ReLU and batch norm and each block by dropout
+    0.4; then a 128-unit dense layer with ReLU, batch norm and dropout 0.4, and 10 logits.
+    Batch norm uses momentum 0.99 and epsilon 1e-3 (Keras's defaults); ``bn_fused=True``
+    selects TensorFlow's fused kernel in training."""
+
+    defaults: ClassVar[dict[str, Any]] = {
+        "dropout_rate": 0.4,
+        "bn_momentum": 0.99,
+        "bn_epsilon": 1e-3,
+        "bn_fused": False,
+    }
+    default_lr: ClassVar[float] = 1e-2
+    default_batch_size: ClassVar[int] = 64  # the notebook's own
+
+    def layers(self):
+        rate = self.settings["dropout_rate"]
+        return [
+            Conv("conv1", kernel=3, filters=32, padding="VALID"),
+            BatchNorm("bn1"),
+            Conv("conv2", kernel=3, filters=32, padding="VALID"),
+            BatchNorm("bn2"),
+            Conv("conv3", kernel=5, filters=32, stride=2, padding="SAME"),
+            BatchNorm("bn3"),
+            Dropout("dropout1", rate),
+            Conv("conv4", kernel=3, filters=64, padding="VALID"),
+            BatchNorm("bn4"),
+            Conv("conv5", kernel=3, filters=64, padding="VALID"),
+            BatchNorm("bn5"),
+            Conv("conv6", kernel=5, filters=64, stride=2, padding="SAME"),
+            BatchNorm("bn6"),
+            Dropout("dropout2", rate),
+            Flatten(),
+            Dense("fc", 128),
+            BatchNorm("bn7"),
+            Dropout("dropout3", rate),
+            Dense("out", self.num_classes),
+        ]
+
+    def forward(self, x, training, dropout, seed):
+        W, b, rate = self.weights, self.biases, self.settings["dropout_rate"]
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv1"], b["b_conv1"], 1, "VALID")), "bn1", training
+        )
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv2"], b["b_conv2"], 1, "VALID")), "bn2", training
+        )
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv3"], b["b_conv3"], 2, "SAME")), "bn3", training
+        )
+        x = self.dropout(x, rate, 0, dropout, seed)
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv4"], b["b_conv4"], 1, "VALID")), "bn4", training
+        )
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv5"], b["b_conv5"], 1, "VALID")), "bn5", training
+        )
+        x = self.batch_norm(
+            L.relu(L.conv2d(x, W["W_conv6"], b["b_conv6"], 2, "SAME")), "bn6", training
+        )
+        x = self.dropout(x, rate, 1, dropout, seed)
+        x = L.flatten(x)
+        x = self.batch_norm(L.relu(L.dense(x, W["W_fc"], b["b_fc"])), "bn7", training)
+        x = self.dropout(x, rate, 2, dropout, seed)
+        return L.dense(x, W["out"], b["out"])
+
+
+@register_model("small_bn")
+class SmallBN(Model):
+    """A small, fast network for time-to-accuracy runs (the ``fast`` recipe; 156,746
+    parameters, 156,266 trainable): three blocks of 3x3 SAME convolution, 2x2 pooling,
+    batch norm and ReLU (``width``, 2·``width``, 4·``width`` filters; 28 -> 14 -> 7 -> 4),
+    a ``fc``-unit dense
+    layer with batch norm and ReLU, and 10 logits. Pooling comes before normalisation
+    (max-pooling commutes with the ReLU; normalising a quarter of the pixels is cheaper).
+    No dropout: it is meant for runs of an epoch or two. Batch norm uses the fused kernel
+    and momentum 0.9, so that the moving statistics settle within a few hundred steps."""
+
+    defaults: ClassVar[dict[str, Any]] = {
+        "width": 16,
+        "fc": 128,
+        "bn_momentum": 0.9,
+        "bn_epsilon": 1e-3,
+        "bn_fused": True,
+    }
+    default_lr: ClassVar[float] = 2e-2
+    default_batch_size: ClassVar[int] = 256
+
+    def layers(self):
+        w = self.settings["width"]
+        blocks = []
+        for i, filters in enumerate((w, 2 * w, 4 * w), start=1):
+            blocks += [Conv(f"conv{i}", 3, filters), Pool(f"pool{i}"), BatchNorm(f"bn{i}")]
+        return [
+            *blocks,
+            Flatten(),
+            Dense("fc", self.settings["fc"]),
+            BatchNorm("bn4"),
+            Dense("out", self.num_classes),
+        ]
+
+    def forward(self, x, training, dropout, seed):
+        W, b = self.weights, self.biases
+        for i in (1, 2, 3):
+            x = L.conv2d(x, W[f"W_conv{i}"], b[f"b_conv{i}"], 1, "SAME")
+            x = L.max_pool(x, window=2, stride=2, padding="SAME")
+            x = L.relu(self.batch_norm(x, f"bn{i}", training))
+        x = L.relu(self.batch_norm(L.dense(L.flatten(x), W["W_fc"], b["b_fc"]), "bn4", training))
+        return L.dense(x, W["out"], b["out"])
