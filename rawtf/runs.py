@@ -202,7 +202,7 @@ def make_strategy(name: str | None, print_fn: Callable[[str], Any] = print):
     return strategy
 
 
-def build(config: TrainConfig, train_size: int, strategy=None):
+def make_model_and_optimizer(config: TrainConfig, train_size: int, strategy=None):
     """``(model, optimizer)`` as ``config`` (model defaults filled in) describes them, the
     learning-rate schedule spanning the whole run; under ``strategy``'s scope if given."""
     with strategy.scope() if strategy else contextlib.nullcontext():
@@ -240,7 +240,7 @@ def train_run(
     train, validation, test = load_training_data(config)
     run_dir = None if out is None else Path(out) if resume else prepare(out, overwrite)
     config = config.with_model_defaults()
-    model, optimizer = build(config, len(train[0]), strategy)
+    model, optimizer = make_model_and_optimizer(config, len(train[0]), strategy)
     if run_dir is not None:
         write_config(run_dir, model, config, len(train[0]))
     recipe = f" (recipe {config.recipe})" if config.recipe else ""

@@ -1,0 +1,184 @@
+"""MNIST on disk: IDX reading and verification, locating and downloading the files."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import struct
+
+import numpy as np
+import pytest
+
+from rawtf import mnist as mnist_files
+from rawtf.errors import DataError
+from tests.conftest import MNIST_DIR
+
+
+def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
+    """Encode ``array`` as IDX independently of the reader: magic, big-endian dims, data."""
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_mnist_like(directory, n_train=12, n_test=5, gz=True, rng=None):
+    rng = rng or np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        payload = idx_bytes(array)
+        if gz:
+            (directory / (name + ".gz")).write_bytes(gzip.compress(payload))
+        else:
+            (directory / name).write_bytes(payload)
+    return arrays
+
+
+@pytest.mark.parametrize(
+    "dtype,code",
+    [
+        (np.uint8, 0x08),
+        (np.int8, 0x09),
+        (np.int16, 0x0B),
+        (np.int32, 0x0C),
+        (np.float32, 0x0D),
+        (np.float64, 0x0E),
+    ],
+)
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_round_trips_every_dtype(tmp_path, rng, dtype, code, gz):
+    array = (rng.normal(size=(3, 4, 5)) * 50).astype(dtype)
+    payload = idx_bytes(array, code)
+    path = tmp_path / "a.idx"
+    path.write_bytes(gzip.compress(payload) if gz else payload)
+    got = mnist_files.read_idx(path, sha256=hashlib.sha256(payload).hexdigest())
+    assert got.dtype == np.dtype(dtype) and got.shape == (3, 4, 5)
+    np.testing.assert_array_equal(got, array)
+
+
+def test_read_idx_rejects_bad_files(tmp_path, rng):
+    good = idx_bytes(rng.integers(0, 256, (4, 28, 28), dtype=np.uint8))
+    cases = {
+        "truncated": (good[:-10], "truncated"),
+        "trailing": (good + b"\0", "trailing bytes"),
+        "magic": (b"\x01\x02" + good[2:], "bad IDX magic"),
+        "dtype": (good[:2] + b"\x07" + good[3:], "unknown IDX dtype code 0x07"),
+        "header": (good[:9], "truncated IDX header"),
+        "tiny": (b"\0\0", "not an IDX file"),
+    }
+    for label, (payload, message) in cases.items():
+        path = tmp_path / f"{label}.idx"
+        path.write_bytes(payload)
+        with pytest.raises(DataError, match=message) as info:
+            mnist_files.read_idx(path)
+        assert str(path) in str(info.value)
+    gz = tmp_path / "cut.gz"
+    gz.write_bytes(gzip.compress(good)[:-20])
+    with pytest.raises(DataError, match="corrupt or truncated gzip"):
+        mnist_files.read_idx(gz)
+    with pytest.raises(DataError, match="no such file"):
+        mnist_files.read_idx(tmp_path / "absent.idx")
+
+
+def test_read_idx_checks_the_digest(tmp_path, rng):
+    payload = idx_bytes(rng.integers(0, 256, (2, 28, 28), dtype=np.uint8))
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(payload))
+    with pytest.raises(DataError, match="SHA-256 mismatch"):
+        mnist_files.read_idx(path, sha256="0" * 64)
+
+
+def test_load_mnist_from_checkout(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    assert x_train.shape == (60000, 28, 28) and x_train.dtype == np.uint8
+    assert y_train.shape == (60000,) and y_train.dtype == np.uint8
+    assert x_test.shape == (10000, 28, 28) and y_test.shape == (10000,)
+    assert set(np.unique(y_train)) == set(range(10))
+    # Independent facts about the release: the first training label is 5, the first test 7.
+    assert y_train[0] == 5 and y_test[0] == 7
+    assert np.bincount(y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_vendored_sha256sums_match_builtin_digests():
+    assert mnist_files.read_sha256sums(MNIST_DIR / "SHA256SUMS") == mnist_files.MNIST_SHA256
+
+
+def test_resolution_order(tmp_path, monkeypatch):
+    env_dir, arg_dir = tmp_path / "env", tmp_path / "arg"
+    env_arrays = write_mnist_like(env_dir, n_train=7)
+    write_mnist_like(arg_dir, n_train=9, gz=False)
+    monkeypatch.setenv(mnist_files.DATA_DIR_ENV, str(env_dir))
+    (x, _), _ = mnist_files.load_mnist(arg_dir, verify=False)
+    assert len(x) == 9  # the argument wins over the environment
+    (x, _), _ = mnist_files.load_mnist(verify=False)
+    np.testing.assert_array_equal(x, env_arrays["train-images-idx3-ubyte"])
+    monkeypatch.delenv(mnist_files.DATA_DIR_ENV)
+    assert mnist_files.resolve_mnist_dir() == mnist_files.checkout_data_dir()
+
+
+def test_explicit_folders_must_be_complete(tmp_path, monkeypatch):
+    with pytest.raises(DataError, match="does not exist"):
+        mnist_files.load_mnist(tmp_path / "nowhere")
+    write_mnist_like(tmp_path / "part")
+    (tmp_path / "part" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"lacks t10k-labels-idx1-ubyte\[.gz\]"):
+        mnist_files.load_mnist(tmp_path / "part")
+    monkeypatch.setenv(mnist_files.DATA_DIR_ENV, str(tmp_path / "part"))
+    with pytest.raises(DataError, match=mnist_files.DATA_DIR_ENV):
+        mnist_files.load_mnist()
+
+
+def test_verification_uses_the_folder_sums_or_builtin_digests(tmp_path):
+    write_mnist_like(tmp_path / "d")
+    with pytest.raises(DataError, match="SHA-256 mismatch"):
+        mnist_files.load_mnist(tmp_path / "d")  # no SHA256SUMS: checked against the MNIST digests
+    assert len(mnist_files.load_mnist(tmp_path / "d", verify=False)[0][0]) == 12
+
+
+def test_mismatched_counts_and_labels_are_errors(tmp_path):
+    arrays = write_mnist_like(tmp_path / "d", gz=False)
+    labels = arrays["train-labels-idx1-ubyte"][:-1]
+    (tmp_path / "d" / "train-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    with pytest.raises(DataError, match="12 images but 11 labels"):
+        mnist_files.load_mnist(tmp_path / "d", verify=False)
+    (tmp_path / "d" / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.full(12, 11, np.uint8)))
+    with pytest.raises(DataError, match="labels must be 0-9"):
+        mnist_files.load_mnist(tmp_path / "d", verify=False)
+
+
+def test_download_from_a_mirror_verifies_and_renames(tmp_path):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(MNIST_DIR, mirror)
+    cache = tmp_path / "cache"
+    mnist_files.download_mnist(
+        cache, mirrors=["file:///nonexistent/", mirror.as_uri() + "/"], progress=False
+    )
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        n + ".gz" for n in mnist_files.MNIST_FILES.values()
+    )
+    (x, _), (xt, _) = mnist_files.load_mnist(cache)
+    assert x.shape == (60000, 28, 28) and xt.shape == (10000, 28, 28)
+
+
+def test_download_of_a_corrupt_file_leaves_nothing(tmp_path):
+    mirror = tmp_path / "mirror"
+    write_mnist_like(mirror)  # valid IDX but not MNIST: fails the digest check
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="could not download .*SHA-256 mismatch"):
+        mnist_files.download_mnist(cache, mirrors=[mirror.as_uri() + "/"], progress=False)
+    assert list(cache.iterdir()) == []
+
+
+def test_cache_is_used_and_download_when_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv(mnist_files.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(mnist_files, "checkout_data_dir", lambda: tmp_path / "no-checkout")
+    with pytest.raises(DataError, match="download=False"):
+        mnist_files.resolve_mnist_dir(download=False)
+    calls = []
+    monkeypatch.setattr(mnist_files, "download_mnist", lambda d: calls.append(d) or d)
+    assert mnist_files.resolve_mnist_dir() == tmp_path / "cache" and calls == [tmp_path / "cache"]
