@@ -21,7 +21,7 @@ from rawtf.cli import run_guarded
 DEFAULTS = flags.defaults_with(model="kaggle", augment=True)
 
 
-def _from_mnist(args) -> object:
+def _from_mnist(args):
     """Write Kaggle-style CSVs built from MNIST; returns the test set's true labels."""
     folder = Path(args.from_mnist)
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,7 +35,11 @@ def _from_mnist(args) -> object:
 def build_parser():
     parser = flags.train_parser("kaggle_digit_recognizer.py", __doc__, DEFAULTS)
     parser.add_argument(
-        "--train", dest="data", default=argparse.SUPPRESS, metavar="TRAIN.csv", help="--data"
+        "--train",
+        dest="data",
+        default=argparse.SUPPRESS,
+        metavar="TRAIN.csv",
+        help="the same as --data",
     )
     parser.add_argument("--test", metavar="TEST.csv", help="Kaggle test.csv to predict")
     parser.add_argument(

@@ -20,7 +20,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from tqdm.auto import tqdm
+
+from rawtf._tf import import_tensorflow
+from rawtf.checkpoint import TrainingCheckpoint
+from rawtf.data import to_float
 from rawtf.errors import CheckpointError, ConfigError, TrainingInterrupted, check_int
+from rawtf.metrics import predict
+
+tf = import_tensorflow()
 
 
 class History:
@@ -215,8 +223,6 @@ class ProgressLog(Callback):
         self.bar = None
 
     def on_epoch_begin(self, progress):
-        from tqdm.auto import tqdm
-
         self.bar = tqdm(
             total=progress.steps_per_epoch,
             initial=progress.step,
@@ -247,9 +253,6 @@ class TensorBoard(Callback):
     metrics), a histogram of every variable, and the misclassified validation digits."""
 
     def __init__(self, logdir, model, optimizer, validation_data=None):
-        from rawtf._tf import import_tensorflow
-
-        self.tf = tf = import_tensorflow()
         try:
             import tensorboard  # noqa: F401  (tf.summary's implementation lives there)
         except ImportError:
@@ -263,10 +266,6 @@ class TensorBoard(Callback):
         self.model, self.optimizer, self.validation = model, optimizer, validation_data
 
     def on_epoch_end(self, progress, row):
-        from rawtf.data import to_float
-        from rawtf.metrics import predict
-
-        tf = self.tf
         with self.writer.as_default(step=progress.global_step):
             for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
                 if key in row:
@@ -312,6 +311,12 @@ class InterruptFlag:
         return False
 
 
+def check_resume(resume) -> None:
+    """A :class:`ConfigError` unless ``resume`` is ``"auto"``, True or False."""
+    if resume not in ("auto", True, False):
+        raise ConfigError(f"resume must be 'auto', True or False, got {resume!r}")
+
+
 class CheckpointSaver(Callback):
     """Training checkpoints in ``directory``: after every epoch, every ``every_steps``
     steps and on Ctrl-C (then :class:`rawtf.errors.TrainingInterrupted` is raised), plus
@@ -329,10 +334,7 @@ class CheckpointSaver(Callback):
         resume: bool | str = "auto",
         log: Callable[[str], Any] = lambda line: None,
     ):
-        from rawtf.checkpoint import TrainingCheckpoint
-
-        if resume not in ("auto", True, False):
-            raise ConfigError(f"resume must be 'auto', True or False, got {resume!r}")
+        check_resume(resume)
         if every_steps is not None:
             check_int("save_every_steps", every_steps)
         self.checkpoint = TrainingCheckpoint(directory, model, optimizer, keep=keep)

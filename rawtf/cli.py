@@ -32,7 +32,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
-    """The run folder, then the flags of the commands that run a trained model."""
+    """The flags of the commands that run a trained model: its precision, --verbose."""
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,

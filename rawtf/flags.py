@@ -12,13 +12,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rawtf.config import SETTINGS, Number, TrainConfig, resolve, stored_config
+from rawtf.config import POSITIVE_INT, SETTINGS, Number, TrainConfig, resolve, stored_config
 from rawtf.errors import UsageError
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are raised as one-line :class:`UsageError` s (the
-    caller prints ``rawtf: error: ...``), showing each flag's default in its help."""
+    caller prints ``rawtf: error: ...``) and whose description keeps its line breaks."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
@@ -108,7 +108,7 @@ def add_train_arguments(
     )
     parser.add_argument(
         "--save-every-steps",
-        type=number_type(SETTINGS["epochs"].metadata["number"]),
+        type=number_type(POSITIVE_INT),
         metavar="N",
         help="also checkpoint every N steps (always after each epoch)",
     )

@@ -25,6 +25,7 @@ from rawtf.callbacks import (
     ProgressLog,
     TensorBoard,
     as_callback,
+    check_resume,
 )
 from rawtf.data import check_images, check_labels, steps_per_epoch
 from rawtf.errors import ConfigError, DataError, TrainingError, check_int
@@ -56,8 +57,7 @@ def _check_arguments(epochs, batch_size, initial_epoch, steps_per_execution, opt
         raise ConfigError(
             f"optimizer must be a rawtf.optim optimiser, got {type(optimizer).__name__}"
         )
-    if resume not in ("auto", True, False):
-        raise ConfigError(f"resume must be 'auto', True or False, got {resume!r}")
+    check_resume(resume)
 
 
 def _check_strategy(model, strategy) -> None:
