@@ -1,12 +1,17 @@
 """The one way rawtf writes files and folders — atomically, honouring the umask — and reads
-back the JSON configs it wrote.
+text and the JSON configs it wrote.
 
 Everything is first written under a temporary name in the destination's own folder (so the
 final rename never crosses file systems), given the permissions an ordinary ``open`` would
 give (``mkstemp``/``mkdtemp`` make 0600 files and 0700 folders), and only then renamed over
 the destination. A failure leaves the previous file or folder intact and no temporary
-behind; an ``OSError`` becomes the caller's :class:`rawtf.errors.RawtfError` type with a
-one-line message naming the path.
+behind; an ``OSError`` (or TensorFlow's error for a failed write, whose message carries its
+graph internals) becomes the caller's :class:`rawtf.errors.RawtfError` type with a one-line
+message naming the path and the reason, e.g. ``"run/model: cannot write (No space left on
+device)"``.
+
+Text is read whole, as UTF-8 with or without a byte-order mark; a byte that is not UTF-8 is
+an error naming the line.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +37,29 @@ def current_umask() -> int:
     return mask
 
 
-def _cannot_write(path: Path, error: OSError, kind: type[RawtfError]) -> RawtfError:
-    return kind(f"{path}: cannot write ({error.strerror or error})")
+def write_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a failed write raises: ``OSError``, and TensorFlow's ``OpError`` once
+    TensorFlow is imported (this module never imports it)."""
+    tf = sys.modules.get("tensorflow")
+    errors = getattr(tf, "errors", None)
+    return (OSError, errors.OpError) if errors is not None else (OSError,)
+
+
+def write_failure_reason(error: BaseException) -> str:
+    """Why a write failed, in a few words: an ``OSError``'s ``strerror``, or the reason at
+    the end of a TensorFlow error (``"{{function_node ...}} PATH; File too large [Op:SaveV2]"``
+    gives ``"File too large"``)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"\{\{[^}]*\}\}", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\]", "", text).strip()
+    text = text.splitlines()[0] if text else type(error).__name__
+    return text.rsplit("; ", 1)[-1].strip() or type(error).__name__
+
+
+def _cannot_write(path: Path, error: BaseException, kind: type[RawtfError]) -> RawtfError:
+    return kind(f"{path}: cannot write ({write_failure_reason(error)})")
 
 
 @contextlib.contextmanager
@@ -53,7 +81,7 @@ def atomic_path(path: str | os.PathLike, error: type[RawtfError] = DataError) ->
         yield tmp
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
-    except OSError as e:
+    except write_errors() as e:
         raise _cannot_write(path, e, error) from None
     finally:
         tmp.unlink(missing_ok=True)
@@ -103,21 +131,54 @@ def atomic_folder(
     try:
         yield tmp
         _replace_dir(tmp, directory)
-    except OSError as e:
+    except write_errors() as e:
         raise _cannot_write(directory, e, error) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def read_text(
+    path: str | os.PathLike, error: type[RawtfError] = DataError, limit: int | None = None
+) -> str:
+    """The text of the file ``path``: UTF-8, a leading byte-order mark dropped, newlines as
+    they are. A missing or unreadable file, one over ``limit`` bytes, or a byte that is not
+    UTF-8 is an ``error`` naming the file (and the line)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read() if limit is None else f.read(limit + 1)
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, expected a file") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror or e})") from None
+    if limit is not None and len(raw) > limit:
+        raise error(f"{path}: larger than {limit} bytes; not a file rawtf wrote")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise error(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {column})"
+        ) from None
+
+
+#: No config.json rawtf writes comes near this; a larger one is not one of ours.
+CONFIG_LIMIT = 1 << 20
+
+
 def read_json_config(path: Path, fmt: str, folder_kind: str) -> dict[str, Any]:
     """The JSON object at ``path``, whose ``format`` field must be ``fmt`` (a rawtf
     ``folder_kind`` folder's config); anything else is a :class:`CheckpointError`."""
+    if not path.exists() and not path.is_symlink():
+        raise CheckpointError(f"{path}: no such file (not a rawtf {folder_kind} folder)")
+    text = read_text(path, CheckpointError, CONFIG_LIMIT)
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file (not a rawtf {folder_kind} folder)") from None
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable ({e})") from None
+        config = json.loads(text)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(config, dict) or config.get("format") != fmt:
         raise CheckpointError(f"{path}: not a rawtf {folder_kind} config (format {fmt!r} expected)")
     return config

@@ -2,8 +2,9 @@
 ``test.csv`` (``pixel0,...,pixel783``) and ``submission.csv`` (``ImageId,Label``, ImageId
 from 1).
 
-Reading is one vectorised pass; when it fails, a second, line-by-line pass finds the first
-offending line and column so the error can name them.
+Files are read as UTF-8 with or without a byte-order mark (what spreadsheet programs write),
+with LF or CRLF line ends. Parsing is one vectorised pass; when it fails, a second, line by
+line pass finds the first offending line and column so the error can name them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rawtf._io import write_text
+from rawtf._io import read_text, write_text
 from rawtf.errors import DataError
 
 PIXELS = [f"pixel{i}" for i in range(784)]
@@ -23,17 +24,10 @@ TEST_HEADER = PIXELS
 SUBMISSION_HEADER = "ImageId,Label"
 
 
-def _columns(path: Path) -> list[str]:
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            first = f.readline()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
+def _columns(path: Path, first: str) -> list[str]:
     if not first.strip():
         raise DataError(f"{path}:1: empty file (expected a header 'label,pixel0,...')")
-    columns = [c.strip().strip('"') for c in first.rstrip("\r\n").split(",")]
+    columns = [c.strip().strip('"') for c in first.split(",")]
     if columns == TRAIN_HEADER or columns == TEST_HEADER:
         return columns
     train = columns[0] == "label" or len(columns) == len(TRAIN_HEADER)
@@ -49,26 +43,35 @@ def _columns(path: Path) -> list[str]:
     )
 
 
-def _locate_error(path: Path, columns: list[str]) -> DataError:
-    """Scan line by line for the first malformed row (slow path, only after a failure)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        f.readline()
-        for number, line in enumerate(f, start=2):
-            text = line.rstrip("\r\n")
-            if not text.strip():
-                continue
-            fields = text.split(",")
-            if len(fields) != len(columns):
-                return DataError(f"{path}:{number}: {len(fields)} fields, expected {len(columns)}")
-            for name, field in zip(columns, fields, strict=True):
-                if not field.strip():
-                    return DataError(f"{path}:{number}: column {name} is empty")
-                try:
-                    int(field)
-                except ValueError:
-                    return DataError(
-                        f"{path}:{number}: column {name} is {field.strip()!r}, expected an integer"
-                    )
+def _limits(columns: list[str]) -> np.ndarray:
+    """The largest value each column may hold: 9 for the label, 255 for a pixel."""
+    high = np.full(len(columns), 255, np.int64)
+    if columns[0] == "label":
+        high[0] = 9
+    return high
+
+
+def _expected(name: str) -> str:
+    return "an integer 0-9" if name == "label" else "an integer 0-255"
+
+
+def _locate_error(path: Path, columns: list[str], rows: list[str]) -> DataError:
+    """The first malformed row, found line by line (slow path, only after a failure)."""
+    for number, text in enumerate(rows, start=2):
+        if not text.strip():
+            continue
+        fields = text.split(",")
+        if len(fields) != len(columns):
+            return DataError(f"{path}:{number}: {len(fields)} fields, expected {len(columns)}")
+        for name, field, high in zip(columns, fields, _limits(columns), strict=True):
+            value = field.strip()
+            if not value:
+                return DataError(f"{path}:{number}: column {name} is empty")
+            if not (value.isascii() and value.isdigit() and int(value) <= high):
+                shown = value if len(value) <= 20 else value[:20] + "..."
+                return DataError(
+                    f"{path}:{number}: column {name} is {shown!r}, expected {_expected(name)}"
+                )
     return DataError(f"{path}: unreadable CSV")
 
 
@@ -77,27 +80,22 @@ def load_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
     or None)``; the format (train or test) is detected from the header. Every value must
     be an integer, pixels 0-255 and labels 0-9; errors name the file, line and column."""
     path = Path(path)
-    columns = _columns(path)
+    lines = [line.removesuffix("\r") for line in read_text(path).split("\n")]
+    columns = _columns(path, lines[0] if lines else "")
+    rows = lines[1:]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "no data": reported below
-            values = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
-    except ValueError:
-        raise _locate_error(path, columns) from None
+            values = np.loadtxt(rows, delimiter=",", dtype=np.int64, ndmin=2)
+    except (ValueError, OverflowError):
+        raise _locate_error(path, columns, rows) from None
     if values.size == 0:
         raise DataError(f"{path}: no data rows after the header")
     if values.shape[1] != len(columns):
-        raise _locate_error(path, columns)
-    low, high = np.zeros(len(columns), np.int64), np.full(len(columns), 255, np.int64)
-    if columns[0] == "label":
-        high[0] = 9
-    bad = np.argwhere((values < low) | (values > high))
+        raise _locate_error(path, columns, rows)
+    bad = np.argwhere((values < 0) | (values > _limits(columns)))
     if len(bad):
-        row, col = bad[0]
-        limit = "0-9" if columns[col] == "label" else "0-255"
-        raise DataError(
-            f"{path}:{row + 2}: column {columns[col]} is {values[row, col]}, expected {limit}"
-        )
+        raise _locate_error(path, columns, rows)
     labels = values[:, 0].astype(np.uint8) if columns[0] == "label" else None
     images = values[:, -784:].astype(np.uint8).reshape(-1, 28, 28)
     return images, labels

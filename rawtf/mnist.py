@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import urllib.request
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from rawtf._io import atomic_path
+from rawtf._io import atomic_path, read_text
 from rawtf.errors import DataError
 
 MNIST_FILES = {
@@ -33,6 +35,14 @@ MNIST_SHA256 = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+}
+
+#: The shape of each MNIST file's array.
+MNIST_SHAPES = {
+    "train_images": (60000, 28, 28),
+    "train_labels": (60000,),
+    "test_images": (10000, 28, 28),
+    "test_labels": (10000,),
 }
 
 #: Public mirrors of the gzipped files, tried in order.
@@ -56,83 +66,158 @@ _IDX_DTYPES = {
 
 # --------------------------------------------------------------------------- IDX files
 
+#: The most an IDX file may decode to unless the caller allows more: 4 GiB, beyond every
+#: MNIST-format data set (EMNIST's largest is 0.55 GB), so a gzip bomb cannot exhaust memory.
+MAX_IDX_BYTES = 1 << 32
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's payload, decompressed when it is gzip (by its magic, not its name)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
-    return raw
+_CHUNK = 1 << 20
 
 
 def sha256_hex(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def parse_idx(payload: bytes, source: str = "<bytes>") -> np.ndarray:
-    """Decode an IDX payload; every field is checked against the payload's length."""
-    if len(payload) < 4:
-        raise DataError(f"{source}: not an IDX file (only {len(payload)} bytes)")
-    if payload[0] != 0 or payload[1] != 0:
+def _read_exact(stream: BinaryIO, size: int, source: str, what: str) -> bytes:
+    data = stream.read(size)
+    if len(data) < size:
+        raise DataError(f"{source}: truncated IDX {what} ({len(data)} bytes, need {size})")
+    return data
+
+
+def _read_body(stream: BinaryIO, size: int, source: str, expected_total: int) -> np.ndarray:
+    """Exactly ``size`` bytes from ``stream`` into a new buffer, chunk by chunk."""
+    body = np.empty(size, np.uint8)
+    view, filled = memoryview(body), 0
+    while filled < size:
+        got = stream.readinto(view[filled : filled + _CHUNK])
+        if not got:
+            raise DataError(
+                f"{source}: IDX data truncated: {expected_total - size + filled} bytes, "
+                f"expected {expected_total}"
+            )
+        filled += got
+    return body
+
+
+def read_idx_stream(
+    stream: BinaryIO,
+    source: str = "<bytes>",
+    shape: tuple[int | None, ...] | None = None,
+    max_bytes: int = MAX_IDX_BYTES,
+    digest=None,
+    dtype: np.dtype | None = None,
+) -> np.ndarray:
+    """Decode the IDX payload read from ``stream``, reading no further than the header
+    announces (one byte more, to find trailing data). With ``shape`` (None for any size),
+    the header must announce that shape, with ``dtype`` that element type, before anything
+    more is read; it may never announce more than ``max_bytes``. Every byte read is fed to
+    ``digest`` (a ``hashlib`` object) when given."""
+
+    def read(size: int, what: str) -> bytes:
+        data = _read_exact(stream, size, source, what)
+        if digest is not None:
+            digest.update(data)
+        return data
+
+    first = stream.read(4)
+    if len(first) < 4:
+        raise DataError(f"{source}: not an IDX file (only {len(first)} bytes)")
+    if digest is not None:
+        digest.update(first)
+    if first[0] != 0 or first[1] != 0:
         raise DataError(
-            f"{source}: bad IDX magic number 0x{payload[:4].hex()} "
+            f"{source}: bad IDX magic number 0x{first.hex()} "
             "(expected 0x0000 followed by a dtype code and a rank)"
         )
-    code, ndim = payload[2], payload[3]
+    code, ndim = first[2], first[3]
     if code not in _IDX_DTYPES:
         raise DataError(f"{source}: unknown IDX dtype code 0x{code:02x}")
     if ndim == 0:
         raise DataError(f"{source}: IDX rank is 0")
+    stored = _IDX_DTYPES[code]
+    if dtype is not None and stored != np.dtype(dtype).newbyteorder(">"):
+        raise DataError(f"{source}: IDX holds {stored.name}, expected {np.dtype(dtype).name}")
+    dims = read(4 * ndim, f"header (rank {ndim})")
+    found = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
+    if shape is not None and not _matches(found, shape):
+        wanted = "x".join("N" if d is None else str(d) for d in shape)
+        raise DataError(f"{source}: IDX shape {found}, expected {wanted}")
+    size = int(np.prod(found, dtype=object)) * stored.itemsize
     header = 4 + 4 * ndim
-    if len(payload) < header:
-        raise DataError(f"{source}: truncated IDX header ({len(payload)} bytes, need {header})")
-    shape = tuple(int(d) for d in np.frombuffer(payload, dtype=">u4", count=ndim, offset=4))
-    dtype = _IDX_DTYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(payload) != expected:
-        kind = "truncated" if len(payload) < expected else "has trailing bytes"
+    if size > max_bytes:
         raise DataError(
-            f"{source}: IDX data {kind}: {len(payload)} bytes for shape {shape}, "
-            f"expected {expected}"
+            f"{source}: IDX header announces shape {found} ({size} bytes), over the "
+            f"{max_bytes}-byte limit"
         )
-    array = np.frombuffer(payload, dtype=dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="), copy=True)
+    body = _read_body(stream, size, source, header + size)
+    if digest is not None:
+        digest.update(body)
+    if stream.read(1):
+        raise DataError(f"{source}: IDX data has trailing bytes after shape {found}")
+    return body.view(stored).reshape(found).astype(stored.newbyteorder("="), copy=False)
 
 
-def read_idx(path: str | os.PathLike, sha256: str | None = None) -> np.ndarray:
-    """Read an IDX file (raw or gzipped). With ``sha256``, the decompressed payload must
-    have that digest."""
+def _matches(shape: tuple[int, ...], pattern: tuple[int | None, ...]) -> bool:
+    return len(shape) == len(pattern) and all(
+        p is None or p == d for d, p in zip(shape, pattern, strict=False)
+    )
+
+
+def parse_idx(payload: bytes, source: str = "<bytes>", **limits) -> np.ndarray:
+    """Decode an IDX payload held in memory (see :func:`read_idx_stream`)."""
+    return read_idx_stream(io.BytesIO(payload), source, **limits)
+
+
+def read_idx(
+    path: str | os.PathLike,
+    sha256: str | None = None,
+    shape: tuple[int | None, ...] | None = None,
+    max_bytes: int = MAX_IDX_BYTES,
+    dtype: np.dtype | None = None,
+) -> np.ndarray:
+    """Read an IDX file, raw or gzipped (by its magic, not its name), decompressing as a
+    stream no further than its header announces. With ``sha256``, the decompressed payload
+    must have that digest; ``shape``, ``dtype`` and ``max_bytes`` are as in
+    :func:`read_idx_stream`."""
     path = Path(path)
-    payload = _read_bytes(path)
-    if sha256 is not None:
-        actual = sha256_hex(payload)
-        if actual != sha256:
-            raise DataError(
-                f"{path}: SHA-256 mismatch: got {actual[:16]}..., expected {sha256[:16]}... "
-                "(corrupt file, or not the MNIST release)"
-            )
-    return parse_idx(payload, str(path))
+    digest = hashlib.sha256() if sha256 is not None else None
+    try:
+        with open(path, "rb") as raw:
+            stream: BinaryIO = gzip.GzipFile(fileobj=raw) if raw.read(2) == b"\x1f\x8b" else raw
+            raw.seek(0)
+            with stream:
+                array = read_idx_stream(stream, str(path), shape, max_bytes, digest, dtype)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected an IDX file") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    if digest is not None and digest.hexdigest() != sha256:
+        raise DataError(
+            f"{path}: SHA-256 mismatch: got {digest.hexdigest()[:16]}..., expected "
+            f"{sha256[:16]}... (corrupt file, or not the MNIST release)"
+        )
+    return array
 
 
 def read_sha256sums(path: Path) -> dict[str, str]:
     """Parse a ``sha256sum``-style file: ``<hex digest>  <file name>`` per line."""
     sums: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path, DataError, 1 << 20).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2 or len(parts[0]) != 64:
+        if len(parts) != 2 or len(parts[0]) != 64 or not _is_hex(parts[0]):
             raise DataError(f"{path}:{number}: expected '<sha256>  <file name>', got {line!r}")
         sums[parts[1].lstrip("*")] = parts[0].lower()
     return sums
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 # ----------------------------------------------------------------- locating the files
@@ -242,25 +327,23 @@ def load_mnist(
     """Load MNIST as ``(x_train, y_train), (x_test, y_test)``: uint8 arrays of shapes
     (60000, 28, 28), (60000,), (10000, 28, 28), (10000,).
 
-    The folder is found by :func:`resolve_mnist_dir`. With ``verify`` each decompressed file
-    must match the folder's ``SHA256SUMS`` if it has one, else the MNIST digests; pass
-    ``verify=False`` to read other data in the same format (Fashion-MNIST, say).
+    The folder is found by :func:`resolve_mnist_dir`. With ``verify`` each file must be the
+    MNIST release's: its shape and :data:`MNIST_SHA256` digest, whatever else the folder
+    holds. Pass ``verify=False`` to read other data in the same format (Fashion-MNIST, say):
+    uint8 images of 28x28 and labels 0-9, each file checked against the folder's own
+    ``SHA256SUMS`` when it has one.
     """
     directory = resolve_mnist_dir(data_dir, download=download)
     sums = dict(MNIST_SHA256)
-    if (directory / "SHA256SUMS").is_file():
-        sums.update(read_sha256sums(directory / "SHA256SUMS"))
+    if not verify:
+        listed = directory / "SHA256SUMS"
+        sums = read_sha256sums(listed) if listed.is_file() else {}
     arrays = {}
     for key, name in MNIST_FILES.items():
         path = _find(directory, name)
         assert path is not None  # resolve_mnist_dir checked
-        arrays[key] = read_idx(path, sha256=sums.get(name) if verify else None)
-        want_rank = 3 if key.endswith("images") else 1
-        if arrays[key].ndim != want_rank or arrays[key].dtype != np.uint8:
-            raise DataError(
-                f"{path}: expected a rank-{want_rank} uint8 IDX array, "
-                f"got rank {arrays[key].ndim} {arrays[key].dtype}"
-            )
+        shape = MNIST_SHAPES[key] if verify else (None, 28, 28)[: len(MNIST_SHAPES[key])]
+        arrays[key] = read_idx(path, sha256=sums.get(name), shape=shape, dtype=np.uint8)
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):

@@ -56,11 +56,14 @@ def _set(row, column, value):
     [
         (_set(0, 0, "digit"), r":1: column 1 is named 'digit', expected 'label'"),
         (lambda rows: rows[0].pop(), r":1: header has 784 columns, expected 785"),
-        (_set(3, 5, "abc"), r":4: column pixel4 is 'abc', expected an integer"),
+        (_set(3, 5, "abc"), r":4: column pixel4 is 'abc', expected an integer 0-255"),
         (_set(2, 10, ""), r":3: column pixel9 is empty"),
-        (_set(5, 7, "256"), r":6: column pixel6 is 256, expected 0-255"),
-        (_set(4, 0, "10"), r":5: column label is 10, expected 0-9"),
-        (_set(2, 1, "-1"), r":3: column pixel0 is -1, expected 0-255"),
+        (_set(5, 7, "256"), r":6: column pixel6 is '256', expected an integer 0-255"),
+        (_set(4, 0, "10"), r":5: column label is '10', expected an integer 0-9"),
+        (_set(2, 1, "-1"), r":3: column pixel0 is '-1', expected an integer 0-255"),
+        (_set(3, 9, "1e20"), r":4: column pixel8 is '1e20', expected an integer 0-255"),
+        (_set(3, 9, "1" + "0" * 20), r":4: column pixel8 is '10000000000000000000\.\.\.', expected an"),
+        (_set(6, 2, "12.5"), r":7: column pixel1 is '12.5', expected an integer 0-255"),
         (lambda rows: rows[3].append("0"), r":4: 786 fields, expected 785"),
         (lambda rows: rows[6].pop(), r":7: 784 fields, expected 785"),
         (lambda rows: rows.__delitem__(slice(1, None)), r"no data rows"),
@@ -72,6 +75,35 @@ def test_errors_name_file_line_and_column(tmp_path, small_mnist, edit, message):
     with pytest.raises(DataError, match=message) as info:
         kaggle.load_kaggle_csv(path)
     assert str(path) in str(info.value)
+
+
+def test_spreadsheet_encodings_are_read(tmp_path, small_mnist):
+    """Excel's "CSV UTF-8" starts with a byte-order mark; Windows ends lines with CRLF."""
+    (x, y), _ = small_mnist
+    plain = write_csv(tmp_path / "plain.csv", x[:5], y[:5]).read_bytes()
+    for name, variant in {
+        "bom.csv": b"\xef\xbb\xbf" + plain,
+        "crlf.csv": plain.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"),
+        "lf.csv": plain.replace(b"\r\n", b"\n"),
+        "bom-crlf-no-final-newline.csv": b"\xef\xbb\xbf" + plain.rstrip(b"\r\n"),
+    }.items():
+        (tmp_path / name).write_bytes(variant)
+        images, labels = kaggle.load_kaggle_csv(tmp_path / name)
+        np.testing.assert_array_equal(images, x[:5])
+        np.testing.assert_array_equal(labels, y[:5])
+
+
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path, small_mnist):
+    (x, y), _ = small_mnist
+    raw = write_csv(tmp_path / "good.csv", x[:6], y[:6]).read_bytes().split(b"\n")
+    raw[3] = raw[3][:40] + b"\xe9" + raw[3][40:]  # a Latin-1 byte in the third data row
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"\n".join(raw))
+    with pytest.raises(DataError, match=r"latin1.csv:4: not UTF-8 text \(byte 0xe9 at column 41\)"):
+        kaggle.load_kaggle_csv(path)
+    path.write_bytes(b"\xff\xfe" + "label,pixel0".encode("utf-16-le"))  # UTF-16 from Notepad
+    with pytest.raises(DataError, match=r":1: not UTF-8 text \(byte 0xff at column 1\)"):
+        kaggle.load_kaggle_csv(path)
 
 
 def test_missing_and_empty_files(tmp_path):

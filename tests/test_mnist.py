@@ -133,11 +133,41 @@ def test_explicit_folders_must_be_complete(tmp_path, monkeypatch):
         mnist_files.load_mnist()
 
 
-def test_verification_uses_the_folder_sums_or_builtin_digests(tmp_path):
+def test_verification_checks_the_mnist_shapes_and_builtin_digests(tmp_path):
     write_mnist_like(tmp_path / "d")
-    with pytest.raises(DataError, match="SHA-256 mismatch"):
-        mnist_files.load_mnist(tmp_path / "d")  # no SHA256SUMS: checked against the MNIST digests
+    with pytest.raises(DataError, match=r"IDX shape \(12, 28, 28\), expected 60000x28x28"):
+        mnist_files.load_mnist(tmp_path / "d")
     assert len(mnist_files.load_mnist(tmp_path / "d", verify=False)[0][0]) == 12
+
+
+def test_a_folders_own_sums_cannot_vouch_for_altered_mnist(tmp_path):
+    folder = tmp_path / "d"
+    shutil.copytree(MNIST_DIR, folder)
+    labels = mnist_files.read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+    labels[0] = (labels[0] + 1) % 10
+    payload = idx_bytes(labels)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(payload))
+    sums = mnist_files.read_sha256sums(folder / "SHA256SUMS")
+    sums["t10k-labels-idx1-ubyte"] = hashlib.sha256(payload).hexdigest()
+    (folder / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, d in sums.items()))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: SHA-256 mismatch"):
+        mnist_files.load_mnist(folder)
+    # Without verification the folder's own sums are what is checked.
+    (_, _), (_, y_test) = mnist_files.load_mnist(folder, verify=False)
+    assert y_test[0] == labels[0]
+    (folder / "SHA256SUMS").write_text(f"{'0' * 64}  t10k-labels-idx1-ubyte\n")
+    with pytest.raises(DataError, match="SHA-256 mismatch"):
+        mnist_files.load_mnist(folder, verify=False)
+
+
+def test_unreadable_sha256sums_is_one_error_naming_the_line(tmp_path):
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff binary")
+    with pytest.raises(DataError, match=r"SHA256SUMS:1: not UTF-8 text \(byte 0x89"):
+        mnist_files.read_sha256sums(sums)
+    sums.write_text("a" * 63 + "g  name\n")
+    with pytest.raises(DataError, match=r"SHA256SUMS:1: expected '<sha256>  <file name>'"):
+        mnist_files.read_sha256sums(sums)
 
 
 def test_mismatched_counts_and_labels_are_errors(tmp_path):
