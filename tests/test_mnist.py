@@ -6,6 +6,8 @@ import gzip
 import hashlib
 import shutil
 import struct
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -212,3 +214,40 @@ def test_cache_is_used_and_download_when_missing(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(mnist_files, "download_mnist", lambda d: calls.append(d) or d)
     assert mnist_files.resolve_mnist_dir() == tmp_path / "cache" and calls == [tmp_path / "cache"]
+
+
+def _gzip_bomb(path, head: bytes, zeros: int) -> None:
+    """``head`` then ``zeros`` zero bytes, gzipped in a stream (a small file)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+    block = bytes(1 << 20)
+    with open(path, "wb") as f:
+        f.write(packer.compress(head))
+        for _ in range(zeros >> 20):
+            f.write(packer.compress(block))
+        f.write(packer.flush())
+
+
+def test_gzip_bombs_are_read_no_further_than_the_header_announces(tmp_path):
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    header = bytes([0, 0, 8, 3]) + struct.pack(">3I", 10, 28, 28)
+    _gzip_bomb(bomb, header, 512 << 20)  # 512 MB of zeros after 10 images
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"trailing bytes after shape \(10, 28, 28\)"):
+            mnist_files.read_idx(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak} bytes held while reading a 512 MB bomb"
+
+
+def test_an_mnist_folder_refuses_an_oversized_header_before_reading(tmp_path):
+    folder = tmp_path / "d"
+    shutil.copytree(MNIST_DIR, folder)
+    big = tmp_path / "d" / "t10k-images-idx3-ubyte.gz"
+    _gzip_bomb(big, bytes([0, 0, 8, 3]) + struct.pack(">3I", 2_000_000, 28, 28), 64 << 20)
+    with pytest.raises(DataError, match=r"IDX shape \(2000000, 28, 28\), expected 10000x28x28"):
+        mnist_files.load_mnist(folder)
+    with pytest.raises(DataError, match="over the 1048576-byte limit"):
+        mnist_files.read_idx(big, max_bytes=1 << 20)
