@@ -45,17 +45,22 @@ def write_errors() -> tuple[type[BaseException], ...]:
     return (OSError, errors.OpError) if errors is not None else (OSError,)
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message as one line without TensorFlow's internals (``{{function_node
+    ...}}``, ``[Op:SaveV2]``), or its type's name when it has none."""
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"\{\{[^}]*\}\}", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\]", "", text).strip()
+    return text.splitlines()[0].strip() if text else type(error).__name__
+
+
 def write_failure_reason(error: BaseException) -> str:
     """Why a write failed, in a few words: an ``OSError``'s ``strerror``, or the reason at
     the end of a TensorFlow error (``"{{function_node ...}} PATH; File too large [Op:SaveV2]"``
     gives ``"File too large"``)."""
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
-    text = getattr(error, "message", None) or str(error)
-    text = re.sub(r"\{\{[^}]*\}\}", "", text)
-    text = re.sub(r"\s*\[Op:[^\]]*\]", "", text).strip()
-    text = text.splitlines()[0] if text else type(error).__name__
-    return text.rsplit("; ", 1)[-1].strip() or type(error).__name__
+    return first_line(error).rsplit("; ", 1)[-1].strip() or type(error).__name__
 
 
 def _cannot_write(path: Path, error: BaseException, kind: type[RawtfError]) -> RawtfError:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
+from rawtf._io import write_errors, write_failure_reason
 from rawtf._tf import import_tensorflow
 from rawtf.errors import CheckpointError
 from rawtf.models import Model
@@ -91,15 +93,35 @@ class TrainingCheckpoint:
         p.loss_sum.assign(float(loss_sum))
         p.correct.assign(int(correct))
         p.history.assign(json.dumps(list(history)))
-        try:
-            return self.manager.save(checkpoint_number=int(global_step))
-        except (OSError, tf.errors.OpError) as e:
-            raise CheckpointError(f"{self.directory}: cannot write checkpoint ({e})") from None
+        return _save(self.manager, int(global_step))
 
     def save_if_best(self, accuracy: float, global_step: int) -> bool:
         """Keep this state as ``best/`` when ``accuracy`` beats every earlier one."""
         if accuracy <= float(self.progress.best):
             return False
+        previous = float(self.progress.best)
         self.progress.best.assign(float(accuracy))
-        self.best_manager.save(checkpoint_number=int(global_step))
+        try:
+            _save(self.best_manager, int(global_step))
+        except CheckpointError:
+            self.progress.best.assign(previous)
+            raise
         return True
+
+
+def _save(manager, number: int) -> str:
+    """``manager.save``; a failed write (a full disk, say) is a :class:`CheckpointError`
+    and leaves no temporary files, the latest checkpoint still in force."""
+    directory = Path(manager.directory)
+    try:
+        return manager.save(checkpoint_number=number)
+    except write_errors() as e:
+        # TensorFlow writes into "<prefix>_temp/" (and "<file>.tempstate*") and renames after.
+        for leftover in [*directory.glob(f"ckpt-{number}*_temp*"), *directory.glob("*.tempstate*")]:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"{directory}: cannot write checkpoint {number} ({write_failure_reason(e)})"
+        ) from None

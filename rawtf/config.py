@@ -19,6 +19,7 @@ gives the runs behind them; no setting was chosen by looking at the test set):
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -83,7 +84,8 @@ def setting(
 ):
     """A TrainConfig field: its default, help text, accepted values, whether it has a flag,
     and whether ``--resume`` may change it (``"fixed"``: it defines the run; ``"free"``: it
-    only says how or how long to run)."""
+    only says how or how long to run; ``"given"``: where to read from, taken from the flags
+    alone, the stored value being only a record)."""
     metadata = {
         "help": help,
         "number": number,
@@ -113,14 +115,17 @@ class TrainConfig:
     model_settings: dict = setting({}, "settings passed to the model's constructor", flag=False)
     init: str = setting("he", "weight initialiser", choices=INIT_NAMES)
     data: str = setting(
-        "mnist", "MNIST or a Kaggle digit-recognizer CSV file", metavar="mnist|PATH.csv"
+        "mnist",
+        "MNIST or a Kaggle digit-recognizer CSV file",
+        metavar="mnist|PATH.csv",
+        on_resume="given",
     )
     data_dir: str | None = setting(
         None,
         "folder with the MNIST IDX files (default: $RAWTF_DATA_DIR, the checkout's "
         "data/mnist, ~/.cache/rawtf/mnist, else a download)",
         metavar="DIR",
-        on_resume="free",
+        on_resume="given",
     )
     epochs: int = setting(3, "epochs to train in all", number=POSITIVE_INT, on_resume="free")
     batch_size: int | None = setting(
@@ -265,7 +270,8 @@ def resolve(
     ``base`` (default :class:`TrainConfig`). Resuming, ``stored`` (the run's own settings)
     takes the place of both; a given setting that defines the run and differs from the
     stored one is a :class:`UsageError` naming both values, and the free ones (epochs,
-    data folder, logging, determinism, devices) are applied."""
+    logging, determinism, devices) are applied. Where the data is read from is never
+    taken from ``stored`` (a file anyone may edit): it is as given, else the default."""
     unknown = sorted(set(given) - set(SETTINGS))
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]!r}")
@@ -278,15 +284,46 @@ def resolve(
                     f"{flag} {value!r} contradicts {source}, which has {getattr(stored, name)!r} "
                     "(resume it with its own settings, or train a new run)"
                 )
-        return dataclasses.replace(stored, **given)
+        where = {
+            name: SETTINGS[name].default
+            for name in SETTINGS
+            if SETTINGS[name].metadata["on_resume"] == "given"
+        }
+        return dataclasses.replace(stored, **{**where, **given})
     recipe = given.get("recipe")
     start = get_recipe(recipe) if recipe else (base or TrainConfig())
     return dataclasses.replace(start, **given)
 
 
 def read_run_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """A run folder's ``config.json`` as a dict, its format checked."""
-    return read_json_config(Path(directory) / RUN_CONFIG, RUN_FORMAT, "run")
+    """A run folder's ``config.json`` as a dict, its format and the types of its fields
+    checked (a wrong one is a :class:`CheckpointError` naming the file and the field)."""
+    path = Path(directory) / RUN_CONFIG
+    config = read_json_config(path, RUN_FORMAT, "run")
+    for name, (kind, expected) in RUN_FIELDS.items():
+        value = config.get(name)
+        if value is not None and not kind(value):
+            raise CheckpointError(f"{path}: field {name!r} is {_shown(value)}, expected {expected}")
+    return config
+
+
+def _shown(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: The fields of a run's config.json other than ``train`` (checked by
+#: :meth:`TrainConfig.from_dict`): a test of the value and what is expected.
+RUN_FIELDS = {
+    "rawtf_version": (lambda v: isinstance(v, str), "a version string"),
+    "model": (lambda v: isinstance(v, dict), "an object of model settings"),
+    "train": (lambda v: isinstance(v, dict), "an object of training settings"),
+    "train_size": (lambda v: POSITIVE_INT.check(v), "a positive integer"),
+    "train_sha256": (
+        lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v),
+        "64 hexadecimal digits",
+    ),
+}
 
 
 def stored_config(directory: str | os.PathLike) -> TrainConfig:

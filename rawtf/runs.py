@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +31,7 @@ from rawtf._io import write_json
 from rawtf._tf import import_tensorflow
 from rawtf._version import __version__
 from rawtf.config import RUN_CONFIG, RUN_FORMAT, TrainConfig, read_run_config
-from rawtf.errors import ConfigError, TrainingInterrupted, UsageError
+from rawtf.errors import CheckpointError, ConfigError, TrainingInterrupted, UsageError
 from rawtf.metrics import confusion_matrix, evaluate, per_class_accuracy, predict
 from rawtf.models import Model, get_model
 from rawtf.train import fit
@@ -111,8 +112,9 @@ def load_training_data(config: TrainConfig) -> tuple[Arrays, Arrays | None, Arra
 
 def prepare(directory: str | os.PathLike, overwrite: bool = False) -> Path:
     """Make ``directory`` ready for a new run. An existing non-empty folder is an error
-    unless ``overwrite``, which removes rawtf's own entries in it (config, history, model,
-    plots, checkpoints) and leaves anything else alone."""
+    unless ``overwrite`` and it is a rawtf run folder (its ``config.json`` says so); then
+    rawtf's own entries in it (config, history, model, plots, checkpoints) are removed,
+    after all of them have been checked, and anything else is left alone."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory}: exists and is not a folder")
@@ -122,12 +124,7 @@ def prepare(directory: str | os.PathLike, overwrite: bool = False) -> Path:
                 f"{directory}: run folder exists and is not empty (pass --resume to continue "
                 "it or --overwrite to start it afresh)"
             )
-        for name in OWN_ENTRIES:
-            entry = directory / name
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            elif entry.exists():
-                entry.unlink()
+        _remove_run(directory)
     try:
         (directory / PLOTS).mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -135,17 +132,67 @@ def prepare(directory: str | os.PathLike, overwrite: bool = False) -> Path:
     return directory
 
 
-def write_config(directory, model: Model, config: TrainConfig, train_size: int) -> Path:
+def _remove_run(directory: Path) -> None:
+    """Remove rawtf's entries from the run folder ``directory``: checked first (a rawtf
+    run's config, no symbolic links), then moved aside together, then deleted."""
+    try:
+        read_run_config(directory)
+    except CheckpointError as e:
+        raise ConfigError(
+            f"{directory}: not a rawtf run folder, so --overwrite leaves it alone ({e}); "
+            "choose another --out or empty it yourself"
+        ) from None
+    entries = [directory / name for name in OWN_ENTRIES if (directory / name).is_symlink()]
+    if entries:
+        raise ConfigError(
+            f"{entries[0]}: is a symbolic link; --overwrite removes only what rawtf wrote, "
+            "so it changes nothing here (remove the link yourself)"
+        )
+    entries = [directory / name for name in OWN_ENTRIES if (directory / name).exists()]
+    moved: list[Path] = []
+    try:
+        trash = Path(tempfile.mkdtemp(prefix=".rawtf-overwritten-", dir=directory))
+        for entry in entries:
+            os.replace(entry, trash / entry.name)
+            moved.append(entry)
+    except OSError as e:
+        for entry in moved:  # put back what was moved: the old run stays whole
+            os.replace(trash / entry.name, entry)
+        raise ConfigError(f"{directory}: cannot overwrite ({e.strerror or e})") from None
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def write_config(directory, model: Model, config: TrainConfig, train: Arrays) -> Path:
     """Record what produces this run in ``config.json``: before training starts (so an
-    interrupted run can be resumed with the same settings) and again at the end."""
+    interrupted run can be resumed with the same settings) and again at the end. The
+    training set is recorded by size and :func:`rawtf.data.fingerprint`, so resuming can
+    check it is given the same data."""
     record = {
         "format": RUN_FORMAT,
         "rawtf_version": __version__,
         "model": model.config,
         "train": config.to_dict(),
-        "train_size": train_size,
+        "train_size": len(train[0]),
+        "train_sha256": data.fingerprint(*train),
     }
     return write_json(Path(directory) / CONFIG, record, ConfigError)
+
+
+def check_same_data(directory, train: Arrays, config: TrainConfig) -> None:
+    """Raise a :class:`UsageError` unless ``train`` is the training set the run folder
+    ``directory`` recorded (runs written before the fingerprint: its size)."""
+    record = read_config(directory)
+    size, digest = record.get("train_size"), record.get("train_sha256")
+    if (digest is None or digest == data.fingerprint(*train)) and size in (None, len(train[0])):
+        return
+    stored = record.get("train", {})
+    where = stored.get("data") if isinstance(stored, dict) else None
+    raise UsageError(
+        f"{Path(directory) / CONFIG}: the run was trained on other data than --data "
+        f"{config.data!r}{f' --data-dir {config.data_dir}' if config.data_dir else ''} gives "
+        f"({size} images recorded, {len(train[0])} given; it records --data {where!r}): "
+        "resume with the data it was trained on"
+    )
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
@@ -153,13 +200,13 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     return read_run_config(directory)
 
 
-def save_run(directory, model: Model, history, config: TrainConfig, train_size: int) -> Path:
+def save_run(directory, model: Model, history, config: TrainConfig, train: Arrays) -> Path:
     """Write the model, its history and its settings into the run folder ``directory``."""
     directory = Path(directory)
     saving.save(model, directory / MODEL)
     rows = getattr(history, "epochs", history)
     write_json(directory / HISTORY, list(rows), ConfigError)
-    write_config(directory, model, config, train_size)
+    write_config(directory, model, config, train)
     return directory
 
 
@@ -239,10 +286,12 @@ def train_run(
     strategy = make_strategy(config.distribute, print_fn)
     train, validation, test = load_training_data(config)
     run_dir = None if out is None else Path(out) if resume else prepare(out, overwrite)
+    if resume:
+        check_same_data(run_dir, train, config)
     config = config.with_model_defaults()
     model, optimizer = make_model_and_optimizer(config, len(train[0]), strategy)
     if run_dir is not None:
-        write_config(run_dir, model, config, len(train[0]))
+        write_config(run_dir, model, config, train)
     recipe = f" (recipe {config.recipe})" if config.recipe else ""
     print_fn(
         f"training {config.model} on {len(train[0])} images for {config.epochs} epoch(s){recipe}"
@@ -260,7 +309,7 @@ def train_run(
     result = evaluate(model, test) if test is not None else None
     seconds = time.perf_counter() - started
     if run_dir is not None:
-        save_run(run_dir, model, history, config, len(train[0]))
+        save_run(run_dir, model, history, config, train)
         _plot(print_fn, lambda p: p.plot_history(history, run_dir / PLOTS / "history.png"))
     return TrainResult(config, model, history, len(train[0]), result, seconds, run_dir)
 

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rawtf._io import atomic_folder, read_json_config, write_json
+from rawtf._io import atomic_folder, first_line, read_json_config, write_json
 from rawtf._tf import import_tensorflow
 from rawtf._version import __version__
 from rawtf.errors import CheckpointError, RawtfError
@@ -27,6 +27,9 @@ tf = import_tensorflow()
 FORMAT = "rawtf-model"
 CONFIG_FILE = "config.json"
 VARIABLES_PREFIX = "variables/ckpt"
+#: What TensorFlow's checkpoint reader raises on a damaged file: an ``OpError`` for a bad
+#: checksum, ``IndexError`` for a truncated data file, ``ValueError`` for a bad index.
+READ_ERRORS = (tf.errors.OpError, ValueError, IndexError)
 
 
 def save(model: Model, directory: str | os.PathLike) -> Path:
@@ -49,8 +52,12 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     """The ``config.json`` of a saved model folder, checked."""
     path = Path(directory) / CONFIG_FILE
     config = read_json_config(path, FORMAT, "model")
-    if not isinstance(config.get("config"), dict):
+    settings = config.get("config")
+    if not isinstance(settings, dict):
         raise CheckpointError(f"{path}: has no 'config' object naming the architecture")
+    name = settings.get("model", config.get("model"))
+    if not isinstance(name, str):
+        raise CheckpointError(f"{path}: field 'model' is {name!r}, expected a model name")
     return config
 
 
@@ -69,7 +76,7 @@ def check_compatible(model: Model, prefix: str) -> None:
             for name, shape in tf.train.list_variables(prefix)
             if name.startswith("model/")
         }
-    except (tf.errors.OpError, ValueError) as e:
+    except READ_ERRORS as e:
         raise CheckpointError(f"{prefix}: unreadable checkpoint ({first_line(e)})") from None
     expected = {checkpoint_key(p): tuple(v.shape) for p, v in model.variable_map().items()}
     problems = [f"missing {k.split('/.')[0][6:]}" for k in expected if k not in stored]
@@ -86,20 +93,16 @@ def check_compatible(model: Model, prefix: str) -> None:
         raise CheckpointError(f"{prefix}: does not match model {model.model_name!r}: {shown}")
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message (TensorFlow's run to many), or its type."""
-    text = str(error)
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def restore_checkpoint(checkpoint, prefix: str, model: Model, problem: str) -> None:
     """Read the checkpoint at ``prefix`` into ``checkpoint`` (a ``tf.train.Checkpoint``
     holding ``model``) after checking that the stored variables match ``model``; a failure
     is a :class:`CheckpointError` reading ``"{prefix}: {problem} (...)"``."""
     check_compatible(model, prefix)
     try:
-        checkpoint.read(prefix).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        status = checkpoint.read(prefix)
+        status.expect_partial()  # the file's own save counter is not ours: no warning at exit
+        status.assert_existing_objects_matched()
+    except (AssertionError, *READ_ERRORS) as e:
         raise CheckpointError(f"{prefix}: {problem} ({first_line(e)})") from None
 
 
@@ -116,8 +119,11 @@ def load(directory: str | os.PathLike) -> Model:
     name = settings.pop("model", config.get("model"))
     try:
         model = get_model(name, **settings)
-    except RawtfError as e:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: {e}") from None
+    except (RawtfError, TypeError, ValueError) as e:  # the settings come from an editable file
+        raise CheckpointError(
+            f"{directory / CONFIG_FILE}: field 'config' does not describe a {name!r} model "
+            f"({first_line(e)})"
+        ) from None
     prefix = directory / VARIABLES_PREFIX
     if not Path(str(prefix) + ".index").is_file():
         raise CheckpointError(f"{prefix}.index: no such file (incomplete model folder)")

@@ -40,7 +40,7 @@ def cases(tmp):
             DataError,
             "does not exist",
         ),
-        ("read_idx on a folder", lambda: rawtf.mnist.read_idx(tmp), DataError, "cannot read"),
+        ("read_idx on a folder", lambda: rawtf.mnist.read_idx(tmp), DataError, "is a folder"),
         (
             "fit: string images",
             lambda: fit(m, optim.Adam(), (np.full((2, 28, 28), "a"), [0, 1])),
