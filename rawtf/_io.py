@@ -105,6 +105,18 @@ def write_json(path: str | os.PathLike, payload: Any, error: type[RawtfError] = 
     return write_text(path, json.dumps(payload, indent=2) + "\n", error)
 
 
+def honour_umask(folder: Path) -> None:
+    """Give ``folder`` and every folder and file in it the permissions the umask asks for
+    (TensorFlow makes its folders 0755 whatever the umask)."""
+    mask = current_umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
+
+
 def _replace_dir(tmp: Path, directory: Path) -> None:
     """Move the finished folder ``tmp`` to ``directory``, replacing an old one there."""
     old = None
@@ -130,11 +142,11 @@ def atomic_folder(
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-        os.chmod(tmp, 0o777 & ~current_umask())
     except OSError as e:
         raise _cannot_write(directory, e, error) from None
     try:
         yield tmp
+        honour_umask(tmp)
         _replace_dir(tmp, directory)
     except write_errors() as e:
         raise _cannot_write(directory, e, error) from None

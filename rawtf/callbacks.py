@@ -18,10 +18,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from rawtf._io import write_failure_reason
 from rawtf._tf import import_tensorflow
 from rawtf.checkpoint import TrainingCheckpoint
 from rawtf.data import to_float
@@ -260,9 +262,12 @@ class TensorBoard(Callback):
                 "logdir needs the tensorboard package: pip install 'rawtf[tensorboard]'"
             ) from None
         try:
+            Path(logdir).mkdir(parents=True, exist_ok=True)  # by the umask, not TF's 0755
             self.writer = tf.summary.create_file_writer(str(logdir))
         except (OSError, tf.errors.OpError) as e:
-            raise ConfigError(f"{logdir}: cannot write TensorBoard logs ({e})") from None
+            raise ConfigError(
+                f"{logdir}: cannot write TensorBoard logs ({write_failure_reason(e)})"
+            ) from None
         self.model, self.optimizer, self.validation = model, optimizer, validation_data
 
     def on_epoch_end(self, progress, row):

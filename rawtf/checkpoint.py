@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from rawtf._io import write_errors, write_failure_reason
+from rawtf._io import current_umask, write_errors, write_failure_reason
 from rawtf._tf import import_tensorflow
 from rawtf.errors import CheckpointError
 from rawtf.models import Model
@@ -114,7 +114,9 @@ def _save(manager, number: int) -> str:
     and leaves no temporary files, the latest checkpoint still in force."""
     directory = Path(manager.directory)
     try:
-        return manager.save(checkpoint_number=number)
+        path = manager.save(checkpoint_number=number)
+        os.chmod(directory, 0o777 & ~current_umask())  # TensorFlow makes it 0755
+        return path
     except write_errors() as e:
         # TensorFlow writes into "<prefix>_temp/" (and "<file>.tempstate*") and renames after.
         for leftover in [*directory.glob(f"ckpt-{number}*_temp*"), *directory.glob("*.tempstate*")]:

@@ -281,3 +281,41 @@ def test_overwrite_checks_everything_before_removing_anything(capsys, run_copy, 
     assert (run_copy / "notes.txt").read_text() == "mine"
     assert rawtf.runs.read_config(run_copy)["train"]["train_limit"] == 64
     assert not [p for p in run_copy.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("mask", [0o002, 0o027])
+def test_everything_written_honours_the_umask(tmp_path, small_mnist, mask):
+    """Run folder, checkpoints (best/ too), exported SavedModel, submission and plots: files
+    0666 and folders 0777 less the umask, whatever TensorFlow or tempfile default to."""
+    (_, _), (x_test, _) = small_mnist
+    kaggle.write_kaggle_csv(x_test[:20], None, tmp_path / "test.csv")
+    out = tmp_path / "made"
+    out.mkdir()
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        os.umask({mask})
+        from rawtf import cli
+        os.chdir({str(out)!r})
+        for argv in (
+            ["train", "--epochs", "1", "--train-limit", "256", "--batch-size", "64",
+             "--validation-split", "0.25", "--out", "run"],
+            ["export", "run", "exported"],
+            ["evaluate", "run"],
+            ["submit", "run", "--test", {str(tmp_path / "test.csv")!r}, "--out", "s.csv"],
+        ):
+            assert cli.main(argv) == 0, argv
+        """
+    )
+    proc = run_limited(["-c", script], limit=resource.RLIM_INFINITY)
+    assert proc.returncode == 0, proc.stderr
+    modes = {
+        str(p.relative_to(out)): (p.stat().st_mode & 0o777, p.is_dir()) for p in out.rglob("*")
+    }
+    assert "run/checkpoints/best" in modes and "exported/variables" in modes
+    wrong = {
+        name: oct(mode)
+        for name, (mode, is_dir) in modes.items()
+        if mode != (0o777 if is_dir else 0o666) & ~mask
+    }
+    assert not wrong, wrong
