@@ -319,3 +319,50 @@ def test_everything_written_honours_the_umask(tmp_path, small_mnist, mask):
         if mode != (0o777 if is_dir else 0o666) & ~mask
     }
     assert not wrong, wrong
+
+
+def _hostile_files(tmp: Path) -> dict[str, Path]:
+    """Small files that attack a reader: built here, each a few KB at most."""
+    from tests.test_images import png_header_only
+    from tests.test_mnist import _gzip_bomb
+
+    files = {}
+    png_header_only(tmp / "bomb.png", 30000, 30000)
+    files["bomb.png"] = tmp / "bomb.png"
+    mnist_dir = tmp / "mnist"
+    shutil.copytree(ROOT / "data" / "mnist", mnist_dir)
+    header = bytes([0, 0, 8, 1]) + (60000).to_bytes(4, "big")
+    _gzip_bomb(mnist_dir / "train-labels-idx1-ubyte.gz", header, 64 << 20)
+    files["mnist"] = mnist_dir
+    rows = "label," + ",".join(f"pixel{i}" for i in range(784)) + "\n"
+    (tmp / "latin1.csv").write_bytes((rows + "1," + "0," * 783 + "0\n").encode() + b"2,\xe9\n")
+    files["latin1.csv"] = tmp / "latin1.csv"
+    (tmp / "huge-number.csv").write_text(rows + "1," + "0," * 782 + "1e20,0\n")
+    files["huge-number.csv"] = tmp / "huge-number.csv"
+    return files
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["predict", "RUN", "bomb.png"], "bomb.png: picture of 900,000,000 pixels is over the"),
+        (
+            ["train", "--epochs", "1", "--data-dir", "mnist", "--out", "x"],
+            "train-labels-idx1-ubyte.gz: IDX data has trailing bytes after shape (60000,)",
+        ),
+        (["explore", "--data", "latin1.csv", "--out", "x"], "latin1.csv:3: not UTF-8 text"),
+        (
+            ["train", "--data", "huge-number.csv", "--out", "x"],
+            "huge-number.csv:2: column pixel782 is '1e20', expected an integer 0-255",
+        ),
+        (["train", "--seed", "1180591620717411303424", "--out", "x"], "integer <= 2147483647"),
+    ],
+)
+def test_hostile_files_through_the_command_line(capsys, trained_run, tmp_path, argv, message):
+    files = {name: str(path) for name, path in _hostile_files(tmp_path).items()}
+    files["RUN"] = str(trained_run[0])
+    code = rawtf.cli.main([files.get(a, a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("rawtf: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert not (tmp_path / "x").exists()
