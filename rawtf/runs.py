@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rawtf import data, kaggle, mnist, optim, saving, schedules
-from rawtf._io import write_json
+from rawtf._io import CONFIG_LIMIT, read_text, write_json
 from rawtf._tf import import_tensorflow
 from rawtf._version import __version__
 from rawtf.config import RUN_CONFIG, RUN_FORMAT, TrainConfig, read_run_config
@@ -215,9 +215,11 @@ def load_run(directory: str | os.PathLike) -> Run:
     directory = Path(directory)
     config = read_config(directory)
     model = saving.load(directory / MODEL)
-    try:
-        history = json.loads((directory / HISTORY).read_text())
-    except (OSError, ValueError):
+    try:  # a record only: a damaged one is read as no history
+        history = json.loads(read_text(directory / HISTORY, CheckpointError, CONFIG_LIMIT))
+    except (CheckpointError, ValueError):
+        history = []
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
         history = []
     return Run(directory, config, model, history)
 

@@ -25,9 +25,25 @@ def cases(tmp):
     (tmp / "a_file").write_text("x")
     (tmp / "garbage.png").write_bytes(b"\x00" * 10)
     (tmp / "bad.csv").write_bytes(b"\xff\xfe\x00binary")
+    (tmp / "binary_run").mkdir()
+    (tmp / "binary_run" / "config.json").write_bytes(b'{"format": "rawtf-run",\n"x": "\xc0"}')
+    (tmp / "huge_run").mkdir()
+    (tmp / "huge_run" / "config.json").write_bytes(b" " * (2 << 20))
     m = rawtf.get_model("three_conv")
     fit = rawtf.fit
     return [
+        (
+            "a run config that is not UTF-8",
+            lambda: rawtf.runs.load_run(tmp / "binary_run"),
+            CheckpointError,
+            "config.json:2: not UTF-8 text (byte 0xc0 at column 7)",
+        ),
+        (
+            "a run config of megabytes",
+            lambda: rawtf.runs.load_run(tmp / "huge_run"),
+            CheckpointError,
+            "config.json: larger than 1048576 bytes",
+        ),
         (
             "load_mnist on a file",
             lambda: rawtf.load_mnist(tmp / "a_file"),

@@ -62,7 +62,7 @@ def _set(row, column, value):
         (_set(4, 0, "10"), r":5: column label is '10', expected an integer 0-9"),
         (_set(2, 1, "-1"), r":3: column pixel0 is '-1', expected an integer 0-255"),
         (_set(3, 9, "1e20"), r":4: column pixel8 is '1e20', expected an integer 0-255"),
-        (_set(3, 9, "1" + "0" * 20), r":4: column pixel8 is '10000000000000000000\.\.\.', expected an"),
+        (_set(3, 9, "1" + "0" * 20), r":4: column pixel8 is '10000000000000000000\.\.\.'"),
         (_set(6, 2, "12.5"), r":7: column pixel1 is '12.5', expected an integer 0-255"),
         (lambda rows: rows[3].append("0"), r":4: 786 fields, expected 785"),
         (lambda rows: rows[6].pop(), r":7: 784 fields, expected 785"),
