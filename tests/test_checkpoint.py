@@ -43,7 +43,7 @@ def test_load_errors_name_the_problem(tmp_path):
     with pytest.raises(CheckpointError, match="unknown model 'nonexistent'"):
         rawtf.load(tmp_path / "m")
     config_path.write_text("{not json")
-    with pytest.raises(CheckpointError, match="unreadable"):
+    with pytest.raises(CheckpointError, match="config.json: not valid JSON"):
         rawtf.load(tmp_path / "m")
 
 
