@@ -18,19 +18,15 @@ from rawtf.cli import run_guarded
 
 def main(argv=None) -> int:
     parser = flags.ArgumentParser(prog="predict_own_image.py", description=__doc__)
-    parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--show", metavar="FILE.png", help="save what the model sees, captioned")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from rawtf train")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, BMP or GIF files")
+    parser.add_argument(
+        "--show", metavar="FILE.png", help="also draw what the model sees, captioned"
+    )
     flags.add_verbose_argument(parser)
     args = flags.parse_and_start(parser, argv)
     model = rawtf.runs.load_run(args.run_dir).model
-    pictures = rawtf.images.load_digit_images(args.images)
-    probabilities, labels = rawtf.predict(model, pictures)
-    for path, label, p in zip(args.images, labels, probabilities, strict=True):
-        print(f"{path}\t{label}\t{p[label]:.4f}")
-    if args.show:
-        rawtf.plots.plot_image_grid(pictures, args.show, predictions=labels)
-        print(f"wrote {args.show}")
+    rawtf.runs.predict_pictures(model, args.images, show=args.show)
     return 0
 
 

@@ -12,16 +12,18 @@ True stops training), and ``on_train_end``; ``close`` runs however training ends
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from rawtf._io import write_failure_reason
 from rawtf._tf import import_tensorflow
@@ -34,10 +36,14 @@ tf = import_tensorflow()
 
 
 class History:
-    """Per-epoch metrics: ``history["loss"][e]`` and so on, plus ``epochs`` as rows."""
+    """What training recorded: ``epochs``, one row of metrics per epoch (also as columns,
+    ``history["loss"][e]``), and ``steps``, the running values at the end of each compiled
+    call (``step``, fractional ``epoch``, ``loss`` and ``accuracy`` since the previous
+    row, ``learning_rate``) for plotting within epochs."""
 
     def __init__(self) -> None:
         self.epochs: list[dict[str, float]] = []
+        self.steps: list[dict[str, float]] = []
 
     def append(self, row: dict[str, float]) -> None:
         self.epochs.append(dict(row))
@@ -57,19 +63,46 @@ class History:
         return json.dumps(self.epochs, indent=2)
 
     def __repr__(self) -> str:
-        return f"History({self.epochs!r})"
+        if not self.epochs:
+            return "History(no epochs)"
+        last = self.epochs[-1]
+        shown = "  ".join(
+            f"{k}={last[k]:.4f}"
+            for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+            if k in last
+        )
+        return f"History({len(self.epochs)} epoch(s); last: {shown})"
+
+    def _repr_html_(self) -> str:
+        keys = list(dict.fromkeys(k for row in self.epochs for k in row))
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{_cell(row.get(k))}</td>" for k in keys) + "</tr>"
+            for row in self.epochs
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not float(value).is_integer():
+        return f"{value:.4f}"
+    return html.escape(str(value))
 
 
 @dataclasses.dataclass
 class Progress:
     """Where a training run stands: in epoch ``epoch`` (0-based), ``step`` steps done of
-    ``steps_per_epoch``, with the epoch's running sums, until epoch ``end_epoch``."""
+    ``steps_per_epoch`` (``seen`` examples), with the epoch's running sums, until epoch
+    ``end_epoch``."""
 
     epoch: int
     steps_per_epoch: int
     end_epoch: int
     seed: int
     step: int = 0
+    seen: int = 0
     loss_sum: float = 0.0
     hits: int = 0
     last_loss: float = math.nan
@@ -82,7 +115,14 @@ class Progress:
     def next_epoch(self, row: dict[str, float]) -> None:
         """Record the finished epoch's ``row`` and stand at the start of the next one."""
         self.history.append(row)
-        self.epoch, self.step, self.loss_sum, self.hits = self.epoch + 1, 0, 0.0, 0
+        self.epoch, self.step, self.seen, self.loss_sum, self.hits = self.epoch + 1, 0, 0, 0.0, 0
+
+    @property
+    def running(self) -> dict[str, float]:
+        """The epoch's mean loss and accuracy so far (empty before its first step)."""
+        if not self.seen:
+            return {}
+        return {"loss": self.loss_sum / self.seen, "accuracy": self.hits / self.seen}
 
 
 class Callback:
@@ -217,28 +257,77 @@ def format_epoch(row: dict[str, float], total_epochs: int) -> str:
     return "  ".join(parts)
 
 
-class ProgressLog(Callback):
-    """A progress bar per epoch on a terminal (tqdm) and one line per finished epoch."""
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where stderr is not a terminal, yet shows a bar)."""
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None)
+    return get is not None and get() is not None and "IPKernelApp" in get().config
 
-    def __init__(self, print_fn: Callable[[str], Any] = print):
+
+def _bar_class():
+    """tqdm's notebook widget when Jupyter has ipywidgets, its text bar otherwise."""
+    if in_notebook():
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            return notebook_tqdm
+        except ImportError:
+            pass
+    return tqdm
+
+
+class ProgressLog(Callback):
+    """A progress bar per epoch on a terminal or in a notebook (tqdm), advancing about ten
+    times a second with the running mean loss and accuracy, and one line per finished
+    epoch, which is all that is written when output goes to a file."""
+
+    #: Seconds between bar updates: compiled calls are shortened to about this long.
+    UPDATE_SECONDS = 0.1
+
+    def __init__(self, print_fn: Callable[[str], Any] = print, enabled: bool | None = None):
         self.print_fn = print_fn
+        self.enabled = (sys.stderr.isatty() or in_notebook()) if enabled is None else enabled
         self.bar = None
+        self.seconds_per_step: float | None = None
+        self._mark: tuple[float, int] | None = None
+        self._calls = 0
 
     def on_epoch_begin(self, progress):
-        self.bar = tqdm(
-            total=progress.steps_per_epoch,
-            initial=progress.step,
-            desc=f"epoch {progress.epoch + 1}",
-            unit="step",
-            leave=False,
-            disable=not sys.stderr.isatty(),
-            dynamic_ncols=True,
-        )
+        if self.enabled:
+            self.bar = _bar_class()(
+                total=progress.steps_per_epoch,
+                initial=progress.step,
+                desc=f"epoch {progress.epoch + 1}/{progress.end_epoch}",
+                unit="step",
+                leave=False,
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+        self._mark = (time.perf_counter(), progress.global_step)
+
+    def steps_until_due(self, progress):
+        if self.bar is None or not self.seconds_per_step:
+            return None
+        return max(1, int(self.UPDATE_SECONDS / self.seconds_per_step))
 
     def on_steps_end(self, progress):
-        self.bar.update(progress.step - self.bar.n)
-        if not self.bar.disable:
-            self.bar.set_postfix(loss=f"{progress.last_loss:.4f}")
+        now = time.perf_counter()
+        start, step = self._mark or (now, progress.global_step)
+        if progress.global_step > step:
+            per_step = (now - start) / (progress.global_step - step)
+            if self._calls > 0:  # the first call of a run includes tracing
+                known = self.seconds_per_step
+                self.seconds_per_step = per_step if known is None else 0.7 * known + 0.3 * per_step
+            self._calls += 1
+        self._mark = (now, progress.global_step)
+        if self.bar is not None:
+            self.bar.update(progress.step - self.bar.n)
+            running = progress.running
+            if running:
+                self.bar.set_postfix(
+                    loss=f"{running['loss']:.4f}", accuracy=f"{running['accuracy']:.4f}"
+                )
 
     def on_epoch_end(self, progress, row):
         self.close()

@@ -31,6 +31,12 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(data="mnist", data_dir=None)
 
 
+def _add_run_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "run_dir", metavar="RUN_DIR", help="a run folder written by rawtf train --out"
+    )
+
+
 def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of the commands that run a trained model: its precision, --verbose."""
     parser.add_argument(
@@ -45,47 +51,122 @@ def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     flags.add_verbose_argument(parser)
 
 
+def _add_show_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--show",
+        metavar="FILE.png",
+        help="also draw the pictures as the model sees them, with digit and confidence",
+    )
+
+
+#: Each command: its one-line help, its description, and examples.
+COMMAND_TEXTS = {
+    "train": (
+        "train a model into a run folder",
+        "Train a model on MNIST (or a Kaggle CSV) into a run folder: its settings\n"
+        "(config.json), checkpoints, the finished model, its history and plots. Flags left\n"
+        "out take a recipe's values (--recipe) or the defaults shown. Ctrl-C saves a\n"
+        "checkpoint; --resume continues from it with the run's own settings.",
+        "rawtf train --out runs/first\n"
+        "rawtf train --recipe fast --out runs/fast\n"
+        "rawtf train --model deep_bn --epochs 30 --augment --validation-split 0.1 --out runs/bn\n"
+        "rawtf train --out runs/bn --resume --epochs 40",
+    ),
+    "evaluate": (
+        "loss, accuracy, per-class accuracy, confusion matrix",
+        "Evaluate a run's model on the MNIST test set (or every row of a labelled Kaggle\n"
+        "CSV): loss, accuracy and each class's accuracy, plus the confusion matrix and the\n"
+        "most confident mistakes drawn into RUN_DIR/plots.",
+        "rawtf evaluate runs/first\nrawtf evaluate runs/first --data train.csv --precision bf16",
+    ),
+    "predict": (
+        "classify your own digit pictures",
+        "Classify pictures of digits (any size; dark ink on light paper or the reverse):\n"
+        "each is brought to MNIST's style first. Prints file, digit and confidence per\n"
+        "picture; --show draws them as the model sees them.",
+        "rawtf predict runs/first my_seven.png photo_of_a_three.jpg\n"
+        "rawtf predict runs/first *.png --show what_the_model_sees.png",
+    ),
+    "submit": (
+        "write a Kaggle submission.csv",
+        "Predict every row of a Kaggle digit-recognizer test.csv and write the submission\n"
+        "(ImageId,Label).",
+        "rawtf submit runs/kaggle --test test.csv --out submission.csv",
+    ),
+    "export": (
+        "export a run's model as a SavedModel for serving",
+        "Export a run's model as a SavedModel that plain TensorFlow and TF Serving load\n"
+        "without rawtf: signature serving_default takes float32 images [N, 28, 28, 1] in\n"
+        "[0, 1], serving_uint8 takes uint8 pixels [N, 28, 28].",
+        "rawtf export runs/first exported/1\nrawtf export runs/first exported/1 --precision bf16",
+    ),
+    "summary": (
+        "print a model's layers and parameter counts",
+        "Print a built-in model's layers, output shapes and parameter counts (computed\n"
+        "from the shapes alone; TensorFlow is not started).",
+        "rawtf summary --model deep_bn",
+    ),
+    "explore": (
+        "data statistics, an image grid, label counts",
+        "Describe a labelled data set: statistics (written to OUT/stats.json), a grid of\n"
+        "its first images and the label counts (OUT/*.png).",
+        "rawtf explore --out explore\nrawtf explore --data train.csv --out explore-kaggle",
+    ),
+}
+
+
+def _command(commands, name: str) -> argparse.ArgumentParser:
+    short, description, examples = COMMAND_TEXTS[name]
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples.splitlines())
+    return commands.add_parser(name, help=short, description=description, epilog=epilog)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = flags.ArgumentParser(
-        prog=PROG, description="Train, evaluate and inspect rawtf models on MNIST."
+        prog=PROG,
+        description="Train, evaluate and inspect rawtf models on MNIST.",
+        epilog="'rawtf COMMAND --help' describes a command, with examples.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=flags.ArgumentParser
     )
-    train = commands.add_parser("train", help="train a model into a run folder")
-    flags.add_train_arguments(train, out_required=True)
+    flags.add_train_arguments(_command(commands, "train"), out_required=True)
 
-    evaluate = commands.add_parser(
-        "evaluate", help="loss, accuracy, per-class accuracy, confusion matrix"
-    )
-    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate = _command(commands, "evaluate")
+    _add_run_dir(evaluate)
     _add_data_arguments(evaluate)
     _add_inference_arguments(evaluate)
 
-    predict = commands.add_parser("predict", help="classify your own digit pictures")
-    predict.add_argument("run_dir", metavar="RUN_DIR")
+    predict = _command(commands, "predict")
+    _add_run_dir(predict)
     predict.add_argument("images", metavar="IMAGE", nargs="+", help="PNG, JPEG, BMP or GIF files")
+    _add_show_argument(predict)
     _add_inference_arguments(predict)
 
-    submit = commands.add_parser("submit", help="write a Kaggle submission.csv")
-    submit.add_argument("run_dir", metavar="RUN_DIR")
+    submit = _command(commands, "submit")
+    _add_run_dir(submit)
     submit.add_argument("--test", required=True, metavar="TEST.csv", help="Kaggle test.csv")
-    submit.add_argument("--out", required=True, metavar="SUBMISSION.csv")
+    submit.add_argument(
+        "--out", required=True, metavar="SUBMISSION.csv", help="the submission file to write"
+    )
     _add_inference_arguments(submit)
 
-    export = commands.add_parser("export", help="export a run's model as a SavedModel for serving")
-    export.add_argument("run_dir", metavar="RUN_DIR")
+    export = _command(commands, "export")
+    _add_run_dir(export)
     export.add_argument("out", metavar="OUT", help="the SavedModel folder to write")
     _add_inference_arguments(export)
 
-    summary = commands.add_parser("summary", help="print a model's layers and parameter counts")
-    summary.add_argument("--model", default="tutorial", choices=MODEL_NAMES)
-    flags.add_verbose_argument(summary)
+    summary = _command(commands, "summary")
+    summary.add_argument(
+        "--model", default="tutorial", choices=MODEL_NAMES, help="architecture (default: tutorial)"
+    )
 
-    explore = commands.add_parser("explore", help="data statistics, an image grid, label counts")
+    explore = _command(commands, "explore")
     _add_data_arguments(explore)
-    explore.add_argument("--out", required=True, metavar="DIR")
+    explore.add_argument(
+        "--out", required=True, metavar="DIR", help="the folder for stats.json and the figures"
+    )
     flags.add_verbose_argument(explore)
     return parser
 
@@ -113,13 +194,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from rawtf import images, metrics, runs
+    from rawtf import runs
 
     run = runs.load_run(args.run_dir)
-    pictures = images.load_digit_images(args.images)
-    probabilities, labels = metrics.predict(run.model, pictures, precision=args.precision)
-    for path, label, p in zip(args.images, labels, probabilities, strict=True):
-        print(f"{path}\t{label}\t{p[label]:.4f}")
+    runs.predict_pictures(run.model, args.images, args.precision, args.show)
     return 0
 
 
@@ -145,9 +223,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from rawtf import models
+    from rawtf import architectures, specs
 
-    models.get_model(args.model).summary()
+    layers = architectures.LAYERS[args.model](architectures.DEFAULTS[args.model], 10)
+    print(specs.summary_text(args.model, layers, (28, 28, 1)))
     return 0
 
 
@@ -157,9 +236,11 @@ def _explore(args: argparse.Namespace) -> int:
     stats = runs.explore_data(args.data, args.data_dir, args.out)
     for key, value in stats.items():
         print(f"{key}: {value}")
-    print(f"wrote {args.out}/stats.json and figures to {args.out}")
     return 0
 
+
+#: Commands that answer without importing TensorFlow.
+TENSORFLOW_FREE = ("summary",)
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _train,
@@ -200,8 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"rawtf {__version__}")
             return 0
         if args.command is None:
-            raise UsageError(f"{PROG}: a command is required ({', '.join(COMMANDS)}); see --help")
-        flags.start_tensorflow(args)
+            raise UsageError(f"a command is required ({', '.join(COMMANDS)}); see rawtf --help")
+        if args.command not in TENSORFLOW_FREE:
+            flags.start_tensorflow(args)
         return COMMANDS[args.command](args)
 
     return run_guarded(run)

@@ -145,7 +145,9 @@ class TrainConfig:
         "seed of the initial weights, data order, augmentation, dropout and split",
         number=NON_NEGATIVE_INT,
     )
-    train_limit: int | None = setting(None, "train on the first N images only", number=POSITIVE_INT)
+    train_limit: int | None = setting(
+        None, "train on the first N images only (default: all)", number=POSITIVE_INT
+    )
     validation_split: float = setting(
         0.0,
         "hold out this fraction of the training set (chosen by --seed) for validation",

@@ -18,14 +18,15 @@ from rawtf.errors import UsageError
 
 class ArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are raised as one-line :class:`UsageError` s (the
-    caller prints ``rawtf: error: ...``) and whose description keeps its line breaks."""
+    caller prints ``rawtf: error: ...``, the one prefix) and whose description and
+    examples keep their line breaks."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(message)
 
 
 def number_type(number: Number):
@@ -46,9 +47,11 @@ def number_type(number: Number):
     return parse
 
 
-def _shown(default) -> str:
-    if default is None:
+def _shown(default, help_text: str) -> str:
+    if "default" in help_text:
         return ""
+    if default is None:
+        return " (default: none)"
     if isinstance(default, bool):
         return " (default: on)" if default else " (default: off)"
     return f" (default: {default})"
@@ -59,7 +62,10 @@ def add_setting(parser: argparse.ArgumentParser, name: str, default) -> None:
     the parsed namespace, so that only settings given on the command line override."""
     meta = SETTINGS[name].metadata
     flag = "--" + name.replace("_", "-")
-    options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": meta["help"] + _shown(default)}
+    options: dict[str, Any] = {
+        "default": argparse.SUPPRESS,
+        "help": meta["help"] + _shown(default, meta["help"]),
+    }
     if isinstance(SETTINGS[name].default, bool):
         if name == "deterministic":
             parser.add_argument(flag, action="store_true", **options)
@@ -110,7 +116,7 @@ def add_train_arguments(
         "--save-every-steps",
         type=number_type(POSITIVE_INT),
         metavar="N",
-        help="also checkpoint every N steps (always after each epoch)",
+        help="also checkpoint every N steps (default: only after each epoch)",
     )
     add_verbose_argument(parser)
 

@@ -1,15 +1,16 @@
-"""The built-in networks, one per seed tutorial plus a small fast one. Each declares its
-layers as specs (which fix its variables, shapes and summary) and writes its forward pass one
-line per layer, with the tutorial's variable names.
+"""The built-in networks, one per seed tutorial plus a small fast one. Each one's layers
+are declared as specs in :mod:`rawtf.architectures` (which fix its variables, shapes and
+summary, without TensorFlow); here each writes its forward pass one line per layer, with
+the tutorial's variable names.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rawtf import architectures
 from rawtf import layers as L
 from rawtf.models import Model, register_model
-from rawtf.specs import BatchNorm, Conv, Dense, Dropout, Flatten, Pool
 
 
 @register_model("tutorial")
@@ -18,19 +19,10 @@ class Tutorial(Model):
     convolutions (32, 64 filters) each followed by 2x2 max pooling, a 1024-unit dense
     layer, dropout (rate 0.2, i.e. keep 0.8) and 10 logits."""
 
-    defaults: ClassVar[dict[str, Any]] = {"dropout_rate": 0.2}
+    defaults: ClassVar[dict[str, Any]] = architectures.DEFAULTS["tutorial"]
 
     def layers(self):
-        return [
-            Conv("conv1", kernel=5, filters=32),
-            Pool("pool1"),
-            Conv("conv2", kernel=5, filters=64),
-            Pool("pool2"),
-            Flatten(),
-            Dense("fc", 1024),
-            Dropout("dropout", self.settings["dropout_rate"]),
-            Dense("out", self.num_classes),
-        ]
+        return architectures.tutorial(self.settings, self.num_classes)
 
     def forward(self, x, training, dropout, seed):
         W, b = self.weights, self.biases
@@ -54,23 +46,11 @@ class Kaggle(Model):
     (sigmoids do not make the ten outputs a distribution); rawtf returns logits and trains
     them with softmax cross-entropy, like every model here."""
 
-    defaults: ClassVar[dict[str, Any]] = {"conv_dropout": 0.25, "fc_dropout": 0.5}
+    defaults: ClassVar[dict[str, Any]] = architectures.DEFAULTS["kaggle"]
     default_lr: ClassVar[float] = 1e-2
 
     def layers(self):
-        return [
-            Conv("conv1", kernel=5, filters=32),
-            Pool("pool1", padding="VALID"),
-            Dropout("dropout1", self.settings["conv_dropout"]),
-            Conv("conv2", kernel=3, filters=64),
-            Conv("conv3", kernel=3, filters=64),
-            Pool("pool2", padding="VALID"),
-            Dropout("dropout2", self.settings["conv_dropout"]),
-            Flatten(),
-            Dense("fc", 256),
-            Dropout("dropout3", self.settings["fc_dropout"]),
-            Dense("out", self.num_classes),
-        ]
+        return architectures.kaggle(self.settings, self.num_classes)
 
     def forward(self, x, training, dropout, seed):
         W, b = self.weights, self.biases
@@ -97,18 +77,7 @@ class ThreeConv(Model):
     default_lr: ClassVar[float] = 1e-2
 
     def layers(self):
-        return [
-            Conv("conv1", kernel=3, filters=64, padding="VALID"),
-            Pool("pool1", padding="VALID"),
-            Conv("conv2", kernel=3, filters=64, padding="VALID"),
-            Pool("pool2", padding="VALID"),
-            Conv("conv3", kernel=3, filters=64, padding="VALID"),
-            Pool("pool3", padding="VALID"),
-            Flatten(),
-            Dense("fc1", 64),
-            Dense("fc2", 32),
-            Dense("out", self.num_classes),
-        ]
+        return architectures.three_conv(self.settings, self.num_classes)
 
     def forward(self, x, training, dropout, seed):
         W, b = self.weights, self.biases
@@ -133,38 +102,12 @@ class DeepBN(Model):
     Batch norm uses momentum 0.99 and epsilon 1e-3 (Keras's defaults); ``bn_fused=True``
     selects TensorFlow's fused kernel in training."""
 
-    defaults: ClassVar[dict[str, Any]] = {
-        "dropout_rate": 0.4,
-        "bn_momentum": 0.99,
-        "bn_epsilon": 1e-3,
-        "bn_fused": False,
-    }
+    defaults: ClassVar[dict[str, Any]] = architectures.DEFAULTS["deep_bn"]
     default_lr: ClassVar[float] = 1e-2
     default_batch_size: ClassVar[int] = 64  # the notebook's own
 
     def layers(self):
-        rate = self.settings["dropout_rate"]
-        return [
-            Conv("conv1", kernel=3, filters=32, padding="VALID"),
-            BatchNorm("bn1"),
-            Conv("conv2", kernel=3, filters=32, padding="VALID"),
-            BatchNorm("bn2"),
-            Conv("conv3", kernel=5, filters=32, stride=2, padding="SAME"),
-            BatchNorm("bn3"),
-            Dropout("dropout1", rate),
-            Conv("conv4", kernel=3, filters=64, padding="VALID"),
-            BatchNorm("bn4"),
-            Conv("conv5", kernel=3, filters=64, padding="VALID"),
-            BatchNorm("bn5"),
-            Conv("conv6", kernel=5, filters=64, stride=2, padding="SAME"),
-            BatchNorm("bn6"),
-            Dropout("dropout2", rate),
-            Flatten(),
-            Dense("fc", 128),
-            BatchNorm("bn7"),
-            Dropout("dropout3", rate),
-            Dense("out", self.num_classes),
-        ]
+        return architectures.deep_bn(self.settings, self.num_classes)
 
     def forward(self, x, training, dropout, seed):
         W, b, rate = self.weights, self.biases, self.settings["dropout_rate"]
@@ -205,28 +148,12 @@ class SmallBN(Model):
     No dropout: it is meant for runs of an epoch or two. Batch norm uses the fused kernel
     and momentum 0.9, so that the moving statistics settle within a few hundred steps."""
 
-    defaults: ClassVar[dict[str, Any]] = {
-        "width": 16,
-        "fc": 128,
-        "bn_momentum": 0.9,
-        "bn_epsilon": 1e-3,
-        "bn_fused": True,
-    }
+    defaults: ClassVar[dict[str, Any]] = architectures.DEFAULTS["small_bn"]
     default_lr: ClassVar[float] = 2e-2
     default_batch_size: ClassVar[int] = 256
 
     def layers(self):
-        w = self.settings["width"]
-        blocks = []
-        for i, filters in enumerate((w, 2 * w, 4 * w), start=1):
-            blocks += [Conv(f"conv{i}", 3, filters), Pool(f"pool{i}"), BatchNorm(f"bn{i}")]
-        return [
-            *blocks,
-            Flatten(),
-            Dense("fc", self.settings["fc"]),
-            BatchNorm("bn4"),
-            Dense("out", self.num_classes),
-        ]
+        return architectures.small_bn(self.settings, self.num_classes)
 
     def forward(self, x, training, dropout, seed):
         W, b = self.weights, self.biases

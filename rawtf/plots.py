@@ -1,7 +1,11 @@
-"""Figures written to PNG files with matplotlib's Agg backend (no screen needed): training
-history, image grids with labels and predictions, label distribution, confusion matrix, and
-the most confidently misclassified images. Needs matplotlib (the ``plots`` extra).
-Files are written atomically (:mod:`rawtf._io`)."""
+"""Figures for people to read: training history, digits with their labels and the model's
+answers, label counts, the confusion matrix and the most confident mistakes.
+
+Every function returns a :class:`matplotlib.figure.Figure`, built directly (never through
+``pyplot``), so a notebook shows it inline and nothing in the user's matplotlib state or
+backend changes; given a ``path`` it is also saved there as a PNG, atomically
+(:mod:`rawtf._io`). Needs matplotlib (the ``plots`` extra).
+"""
 
 from __future__ import annotations
 
@@ -9,34 +13,45 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rawtf._io import atomic_path
 from rawtf.errors import ConfigError, DataError
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _pyplot():
+PathLike = str | os.PathLike | None
+#: Resolution of saved figures: sizes below are in inches, so 1 inch is 100 pixels.
+DPI = 100
+
+
+def _figure(width: float, height: float) -> Figure:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         raise ConfigError("plots need matplotlib: pip install 'rawtf[plots]'") from None
-    return plt
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def _save(figure, path: str | os.PathLike) -> Path:
-    plt = _pyplot()
+def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
+    """Write ``figure`` to ``path`` as a PNG (folders made, written atomically)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(figure)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{path.parent}: cannot create folder ({e.strerror or e})") from None
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=DPI)
     return path
+
+
+def _finish(figure: Figure, path: PathLike) -> Figure:
+    if path is not None:
+        save_figure(figure, path)
+    return figure
 
 
 def _images(images) -> np.ndarray:
@@ -50,64 +65,139 @@ def _images(images) -> np.ndarray:
     return images
 
 
-def plot_history(history: Mapping[str, Sequence[float]] | object, path) -> Path:
-    """Loss and accuracy per epoch, training and (when present) validation."""
-    plt = _pyplot()
-    h = getattr(history, "history", history)
-    if not h or "loss" not in h:
+def _grid(figure: Figure, count: int, columns: int):
+    """``count`` image axes in rows of ``columns``, ticks and frames off."""
+    rows = math.ceil(count / columns)
+    axes = figure.subplots(rows, columns, squeeze=False).flat
+    for ax in axes:
+        ax.axis("off")
+    return list(axes)[:count]
+
+
+# ------------------------------------------------------------------------------ history
+
+
+def _limits(values: Sequence[float], floor: float | None, ceiling: float | None, span: float):
+    """y-limits around ``values`` with a margin, at least ``span`` wide, kept within
+    ``floor`` and ``ceiling``: a single point is not stretched over a thousandth."""
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    margin = max((high - low) * 0.08, (span - (high - low)) / 2, 0.0)
+    low, high = low - margin, high + margin
+    if floor is not None and low < floor:
+        low, high = floor, max(high, floor + span)
+    if ceiling is not None and high > ceiling:
+        low, high = min(low, ceiling - span), ceiling
+    return low, high
+
+
+def plot_history(
+    history: Mapping[str, Sequence[float]] | Any, path: PathLike = None, title: str | None = None
+) -> Figure:
+    """Loss and accuracy of each epoch, training and (when present) validation. A
+    :class:`rawtf.History` from :func:`rawtf.fit` also has each compiled call's running
+    values: with few epochs they are drawn as a per-step curve, and a third panel shows
+    the learning-rate schedule."""
+    from matplotlib.ticker import MaxNLocator
+
+    table = getattr(history, "history", history)
+    steps = list(getattr(history, "steps", []) or [])
+    if not table or "loss" not in table:
         raise DataError("history has no 'loss' to plot")
-    epochs = list(h.get("epoch") or range(1, len(h["loss"]) + 1))
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+    epochs = list(table.get("epoch") or range(1, len(table["loss"]) + 1))
+    panels = ("loss", "accuracy") + (("learning_rate",) if steps else ())
+    figure = _figure(4.6 * len(panels), 3.8)
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    curve = steps and len(epochs) <= 10
+    for ax, metric in zip(axes, panels, strict=True):
+        shown: list[float] = []
+        if metric == "learning_rate" or curve:
+            values = [row[metric] for row in steps]
+            ax.plot([row["epoch"] for row in steps], values, lw=1, alpha=0.6, label="train (steps)")
+            shown += values
         for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
-            if key in h:
-                ax.plot(epochs, h[key], marker="o", label=label)
+            if metric != "learning_rate" and key in table:
+                ax.plot(epochs, table[key], marker="o", label=f"{label} (epoch)")
+                shown += list(table[key])
+        accuracy = metric == "accuracy"
+        ax.set_ylim(*_limits(shown, 0.0, 1.0 if accuracy else None, 0.02 if accuracy else 0.05))
+        ax.set_xlim(0 if curve else min(epochs) - 0.5, max(epochs) + (0.1 if curve else 0.5))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_title(metric)
+        ax.set_title(metric.replace("_", " "))
         ax.grid(alpha=0.3)
-        ax.legend()
-    return _save(figure, path)
+        if metric != "learning_rate":
+            ax.legend()
+    if title:
+        figure.suptitle(title)
+    return _finish(figure, path)
 
 
-def plot_image_grid(
-    images, path, labels=None, predictions=None, columns: int = 10, title: str | None = None
-) -> Path:
+# ------------------------------------------------------------------------------- images
+
+
+def plot_images(
+    images,
+    path: PathLike = None,
+    labels=None,
+    predictions=None,
+    columns: int = 10,
+    title: str | None = None,
+) -> Figure:
     """A grid of images captioned with their labels; with ``predictions`` each caption
     shows ``label→prediction`` and wrong predictions are marked in red."""
-    plt = _pyplot()
     images = _images(images)
-    n = len(images)
-    columns = max(1, min(columns, n))
-    rows = math.ceil(n / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(images[i], cmap="gray")
+    columns = max(1, min(columns, len(images)))
+    rows = math.ceil(len(images) / columns)
+    figure = _figure(columns * 1.1, rows * 1.25 + (0.4 if title else 0))
+    for i, ax in enumerate(_grid(figure, len(images), columns)):
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=float(max(images.max(), 1)))
         caption, color = "", "black"
         if labels is not None:
             caption = str(int(labels[i]))
         if predictions is not None:
             wrong = labels is not None and int(predictions[i]) != int(labels[i])
-            caption = (
-                f"{caption}→{int(predictions[i])}"
-                if labels is not None
-                else str(int(predictions[i]))
-            )
+            caption = f"{caption}→{int(predictions[i])}" if caption else str(int(predictions[i]))
             color = "red" if wrong else "green"
         if caption:
             ax.set_title(caption, fontsize=9, color=color)
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
-def plot_label_distribution(labels, path, num_classes: int = 10) -> Path:
+def plot_predictions(
+    images, probabilities, names: Sequence[str], path: PathLike = None, columns: int = 5
+) -> Figure:
+    """Pictures as the model sees them (28x28, large), each captioned with its file name,
+    the digit read and the model's confidence, with the ten probabilities beneath."""
+    images, probabilities = _images(images), np.asarray(probabilities)
+    columns = max(1, min(columns, len(images)))
+    rows = math.ceil(len(images) / columns)
+    figure = _figure(columns * 2.4, rows * 3.4)
+    grid = figure.add_gridspec(rows * 2, columns, height_ratios=[4, 1] * rows)
+    for i in range(len(images)):
+        row, column = divmod(i, columns)
+        digit = int(probabilities[i].argmax())
+        picture = figure.add_subplot(grid[2 * row, column])
+        picture.imshow(images[i], cmap="gray", vmin=0, vmax=1)
+        picture.axis("off")
+        name = Path(str(names[i])).name
+        name = name if len(name) <= 22 else name[:19] + "..."
+        picture.set_title(f"{name}\n{digit}  ({probabilities[i][digit]:.0%})", fontsize=10)
+        bars = figure.add_subplot(grid[2 * row + 1, column])
+        colors = ["tab:blue" if k == digit else "lightgray" for k in range(len(probabilities[i]))]
+        bars.bar(range(len(probabilities[i])), probabilities[i], color=colors)
+        bars.set_ylim(0, 1)
+        bars.set_xticks(range(len(probabilities[i])))
+        bars.tick_params(labelsize=7, left=False, labelleft=False)
+    return _finish(figure, path)
+
+
+def plot_label_distribution(labels, path: PathLike = None, num_classes: int = 10) -> Figure:
     """A bar chart of how many examples each class has."""
-    plt = _pyplot()
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
-    figure, ax = plt.subplots(figsize=(7, 4))
+    figure = _figure(7, 4)
+    ax = figure.subplots()
     ax.bar(range(len(counts)), counts, color="steelblue")
     for x, c in enumerate(counts):
         ax.text(x, c, str(c), ha="center", va="bottom", fontsize=8)
@@ -115,35 +205,29 @@ def plot_label_distribution(labels, path, num_classes: int = 10) -> Path:
     ax.set_xlabel("label")
     ax.set_ylabel("count")
     ax.set_title(f"label distribution ({counts.sum()} examples)")
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
-def plot_confusion_matrix(matrix, path) -> Path:
+def plot_confusion_matrix(matrix, path: PathLike = None, title: str | None = None) -> Figure:
     """The confusion matrix (rows: true label, columns: prediction) with counts."""
-    plt = _pyplot()
     matrix = np.asarray(matrix)
-    figure, ax = plt.subplots(figsize=(7, 6))
+    figure = _figure(7, 6)
+    ax = figure.subplots()
     image = ax.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=ax)
     k = len(matrix)
     for i in range(k):
         for j in range(k):
-            ax.text(
-                j,
-                i,
-                str(matrix[i, j]),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if matrix[i, j] > matrix.max() / 2 else "black",
-            )
+            dark = matrix[i, j] > matrix.max() / 2
+            color = "white" if dark else "black"
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-    ax.set_title(f"confusion matrix (accuracy {accuracy:.4f})")
-    return _save(figure, path)
+    ax.set_title(title or f"confusion matrix (accuracy {accuracy:.4f})")
+    return _finish(figure, path)
 
 
 def most_confident_errors(labels, probabilities, count: int = 20) -> np.ndarray:
@@ -156,29 +240,28 @@ def most_confident_errors(labels, probabilities, count: int = 20) -> np.ndarray:
     return wrong[np.argsort(-confidence, kind="stable")][:count]
 
 
-def plot_most_confident_errors(images, labels, probabilities, path, count: int = 20) -> Path:
+def plot_misclassified(
+    images, labels, probabilities, path: PathLike = None, count: int = 20
+) -> Figure:
     """The misclassified images the model was surest about, captioned
-    ``label→prediction (confidence)``."""
-    plt = _pyplot()
+    ``true→predicted (confidence)``."""
     images = _images(images)
     index = most_confident_errors(labels, probabilities, count)
     if len(index) == 0:
-        figure, ax = plt.subplots(figsize=(4, 1))
+        figure = _figure(4, 1)
+        ax = figure.subplots()
         ax.axis("off")
         ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
-        return _save(figure, path)
+        return _finish(figure, path)
     columns = min(10, len(index))
     rows = math.ceil(len(index) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.4), squeeze=False)
+    figure = _figure(columns * 1.25, rows * 1.45 + 0.4)
     predictions = np.asarray(probabilities).argmax(axis=1)
-    for ax, i in zip(axes.flat, list(index) + [None] * (rows * columns - len(index)), strict=True):
-        ax.axis("off")
-        if i is None:
-            continue
+    for ax, i in zip(_grid(figure, len(index), columns), index, strict=True):
         ax.imshow(images[i], cmap="gray")
         confidence = probabilities[i][predictions[i]]
         ax.set_title(
             f"{int(labels[i])}→{predictions[i]} ({confidence:.2f})", fontsize=8, color="red"
         )
-    figure.suptitle("most confident mistakes (true→predicted)")
-    return _save(figure, path)
+    figure.suptitle(f"the {len(index)} most confident mistakes (true→predicted, confidence)")
+    return _finish(figure, path)

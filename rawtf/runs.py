@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ HISTORY = "history.json"
 MODEL = "model"
 PLOTS = "plots"
 CHECKPOINTS = "checkpoints"
+CONFUSION = "confusion_matrix.png"
+MISTAKES = "most_confident_errors.png"
 #: The entries rawtf itself writes in a run folder; --overwrite replaces only these.
 OWN_ENTRIES = (CONFIG, HISTORY, MODEL, PLOTS, CHECKPOINTS)
 
@@ -312,7 +314,12 @@ def train_run(
     seconds = time.perf_counter() - started
     if run_dir is not None:
         save_run(run_dir, model, history, config, train)
-        _plot(print_fn, lambda p: p.plot_history(history, run_dir / PLOTS / "history.png"))
+        title = f"{config.model} on {len(train[0])} images ({run_dir.name})"
+        _plot(
+            print_fn,
+            lambda p: p.plot_history(history, title=title),
+            run_dir / PLOTS / "history.png",
+        )
     return TrainResult(config, model, history, len(train[0]), result, seconds, run_dir)
 
 
@@ -341,15 +348,18 @@ def _fit(config, model, optimizer, train, validation, strategy, run_dir, options
         ) from None
 
 
-def _plot(print_fn, draw) -> Path | None:
-    """Draw a figure when matplotlib is installed; say so when it is not."""
+def _plot(print_fn, draw, path: Path) -> Path | None:
+    """Save the figure ``draw(rawtf.plots)`` makes to ``path`` and say so, when matplotlib
+    is installed; say that it is not otherwise."""
     try:
         from rawtf import plots
 
-        return draw(plots)
+        plots.save_figure(draw(plots), path)
     except ConfigError as e:
         print_fn(f"note: {e}")
         return None
+    print_fn(f"wrote {path}")
+    return path
 
 
 # ------------------------------------------------------------------ using a trained run
@@ -381,17 +391,35 @@ def evaluate_run(
     probabilities, predictions = predict(run.model, x, precision=precision)
     matrix = confusion_matrix(y, predictions, run.model.num_classes)
     figures = [
-        _plot(
-            print_fn, lambda p: p.plot_confusion_matrix(matrix, run.plots / "confusion_matrix.png")
-        ),
+        _plot(print_fn, lambda p: p.plot_confusion_matrix(matrix), run.plots / CONFUSION),
         _plot(
             print_fn,
-            lambda p: p.plot_most_confident_errors(
-                x, np.asarray(y), probabilities, run.plots / "most_confident_errors.png"
-            ),
+            lambda p: p.plot_misclassified(x, np.asarray(y), probabilities),
+            run.plots / MISTAKES,
         ),
     ]
     return Evaluation(result, matrix, per_class_accuracy(matrix), [f for f in figures if f])
+
+
+def predict_pictures(
+    model: Model,
+    paths: Sequence[str],
+    precision: str | None = None,
+    show: str | os.PathLike | None = None,
+    print_fn: Callable[[str], Any] = print,
+) -> np.ndarray:
+    """Classify the pictures at ``paths`` (made MNIST-style first), printing
+    ``PATH<TAB>DIGIT<TAB>CONFIDENCE`` for each; with ``show`` also draw them as the model
+    sees them, captioned, into that PNG. Returns the probabilities."""
+    from rawtf import images
+
+    pictures = images.load_digit_images(paths)
+    probabilities, labels = predict(model, pictures, precision=precision)
+    for path, label, p in zip(paths, labels, probabilities, strict=True):
+        print_fn(f"{path}\t{label}\t{p[label]:.4f}")
+    if show is not None:
+        _plot(print_fn, lambda p: p.plot_predictions(pictures, probabilities, paths), Path(show))
+    return probabilities
 
 
 def write_submission(model: Model, test_csv, out, precision: str | None = None) -> np.ndarray:
@@ -420,10 +448,12 @@ def explore_data(
         "missing_values": 0,  # the readers reject files with missing values
         **summary,
     }
-    write_json(out / "stats.json", stats)
+    print_fn(f"wrote {write_json(out / 'stats.json', stats)}")
+    title = f"the first {min(len(x), 120)} of {len(x)} training images ({source})"
     _plot(
         print_fn,
-        lambda p: p.plot_image_grid(x[:120], out / "first_images.png", labels=y[:120], columns=12),
+        lambda p: p.plot_images(x[:120], labels=y[:120], columns=12, title=title),
+        out / "first_images.png",
     )
-    _plot(print_fn, lambda p: p.plot_label_distribution(y, out / "label_distribution.png"))
+    _plot(print_fn, lambda p: p.plot_label_distribution(y), out / "label_distribution.png")
     return stats

@@ -84,6 +84,7 @@ class _Loop:
         self.examples = self.steps * batch_size if self.drop else len(x)
         self.x, self.y = tf.constant(x), tf.constant(y)  # once, not once per epoch
         self.batch_size, self.seed, self.strategy = batch_size, seed, strategy
+        self.optimizer = optimizer
         self.augment = AugmentConfig() if augment is True else (augment or None)
         self.seed_tensor = tf.constant(seed, tf.int64)
 
@@ -104,8 +105,9 @@ class _Loop:
         return iter(batches)
 
     def run_steps(self, iterator, progress: Progress, count: int) -> bool:
-        """Run up to ``count`` steps, adding them to ``progress``; False if a loss was not
-        finite (the steps before it still count)."""
+        """Run up to ``count`` steps, adding them to ``progress`` and a row to its history's
+        ``steps``; False if a loss was not finite (the steps before it still count)."""
+        seen = min(progress.step * self.batch_size, self.examples)
         loss_sum, hits, done, finite, last = self.run(
             iterator,
             self.seed_tensor,
@@ -113,9 +115,20 @@ class _Loop:
             tf.constant(count, tf.int32),
         )
         progress.step += int(done)
+        progress.seen = min(progress.step * self.batch_size, self.examples)
         progress.loss_sum += float(loss_sum)
         progress.hits += int(hits)
         progress.last_loss = float(last)
+        if progress.seen > seen:
+            progress.history.steps.append(
+                {
+                    "step": progress.global_step,
+                    "epoch": progress.global_step / progress.steps_per_epoch,
+                    "loss": float(loss_sum) / (progress.seen - seen),
+                    "accuracy": int(hits) / (progress.seen - seen),
+                    "learning_rate": float(self.optimizer.current_learning_rate()),
+                }
+            )
         return bool(finite)
 
 
