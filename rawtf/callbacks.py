@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import io
 import json
 import math
 import signal
@@ -25,6 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rawtf import plots
 from rawtf._io import write_failure_reason
 from rawtf._tf import import_tensorflow
 from rawtf.checkpoint import TrainingCheckpoint
@@ -340,43 +342,109 @@ class ProgressLog(Callback):
 
 
 class TensorBoard(Callback):
-    """TensorBoard summaries per epoch: scalars (loss, accuracy, learning rate, validation
-    metrics), a histogram of every variable, and the misclassified validation digits."""
+    """TensorBoard logs laid out as Keras writes them: runs ``LOGDIR/train`` and
+    ``LOGDIR/validation`` sharing the tags ``epoch_loss`` and ``epoch_accuracy`` (so their
+    curves overlay), ``epoch_learning_rate`` and the weight histograms in ``train``,
+    ``batch_loss`` and ``batch_accuracy`` every ``update_freq`` steps in ``train``, the graph
+    of the training step, and the misclassified validation digits, captioned true →
+    predicted, in ``validation``. Epoch values are logged at the 0-based epoch, batch
+    values at the global step."""
 
-    def __init__(self, logdir, model, optimizer, validation_data=None):
+    def __init__(
+        self, logdir, model, optimizer, validation_data=None, update_freq: int = 32, images=16
+    ):
         try:
             import tensorboard  # noqa: F401  (tf.summary's implementation lives there)
         except ImportError:
             raise ConfigError(
                 "logdir needs the tensorboard package: pip install 'rawtf[tensorboard]'"
             ) from None
-        try:
-            Path(logdir).mkdir(parents=True, exist_ok=True)  # by the umask, not TF's 0755
-            self.writer = tf.summary.create_file_writer(str(logdir))
-        except (OSError, tf.errors.OpError) as e:
-            raise ConfigError(
-                f"{logdir}: cannot write TensorBoard logs ({write_failure_reason(e)})"
-            ) from None
+        check_int("update_freq", update_freq)
+        self.writers = {}
+        for run in ("train", "validation") if validation_data is not None else ("train",):
+            folder = Path(logdir) / run
+            try:
+                folder.mkdir(parents=True, exist_ok=True)  # by the umask, not TF's 0755
+                self.writers[run] = tf.summary.create_file_writer(str(folder))
+            except (OSError, tf.errors.OpError) as e:
+                raise ConfigError(
+                    f"{folder}: cannot write TensorBoard logs ({write_failure_reason(e)})"
+                ) from None
         self.model, self.optimizer, self.validation = model, optimizer, validation_data
+        self.update_freq, self.images = update_freq, images
+        self.tracing = False
+
+    def on_train_begin(self, progress):
+        tf.summary.trace_on(graph=True)  # the training step is traced on its first call
+        self.tracing = True
+
+    def steps_until_due(self, progress):
+        return self.update_freq - progress.global_step % self.update_freq
+
+    def on_steps_end(self, progress):
+        with self.writers["train"].as_default(step=progress.global_step):
+            if self.tracing:
+                tf.summary.trace_export("train_step", step=progress.global_step)
+                self.tracing = False
+            steps = progress.history.steps
+            if progress.global_step % self.update_freq == 0 and steps:
+                tf.summary.scalar("batch_loss", steps[-1]["loss"])
+                tf.summary.scalar("batch_accuracy", steps[-1]["accuracy"])
 
     def on_epoch_end(self, progress, row):
-        with self.writer.as_default(step=progress.global_step):
-            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
-                if key in row:
-                    tf.summary.scalar(key, row[key])
-            tf.summary.scalar("learning_rate", self.optimizer.current_learning_rate())
+        epoch = row["epoch"] - 1
+        with self.writers["train"].as_default(step=epoch):
+            tf.summary.scalar("epoch_loss", row["loss"])
+            tf.summary.scalar("epoch_accuracy", row["accuracy"])
+            tf.summary.scalar("epoch_learning_rate", self.optimizer.current_learning_rate())
             for path, variable in self.model.variable_map().items():
                 tf.summary.histogram(path, variable)
-            if self.validation is not None:
-                x, y = self.validation
-                _, predicted = predict(self.model, x[:2000])
-                wrong = (predicted != y[: len(predicted)]).nonzero()[0][:16]
-                if len(wrong):
-                    tf.summary.image("misclassified", to_float(x[wrong]), max_outputs=16)
-        self.writer.flush()
+        if "validation" in self.writers:
+            with self.writers["validation"].as_default(step=epoch):
+                tf.summary.scalar("epoch_loss", row["val_loss"])
+                tf.summary.scalar("epoch_accuracy", row["val_accuracy"])
+                self._misclassified()
+        for writer in self.writers.values():
+            writer.flush()
+
+    def _misclassified(self) -> None:
+        """The first misclassified validation digits, each captioned true → predicted."""
+        x, y = self.validation
+        probabilities, predicted = predict(self.model, x[:2000])
+        wrong = (predicted != y[: len(predicted)]).nonzero()[0][: self.images]
+        if not len(wrong):
+            return
+        captions = "; ".join(
+            f"{n + 1}: {int(y[i])} → {int(predicted[i])} ({probabilities[i].max():.2f})"
+            for n, i in enumerate(wrong)
+        )
+        tf.summary.image(
+            "misclassified",
+            to_float(x[wrong]),  # NHWC: fit checked the validation images
+            max_outputs=self.images,
+            description=f"true → predicted (confidence), in order: {captions}",
+        )
+        grid = _captioned_grid(x[wrong], y[wrong], probabilities[wrong])
+        if grid is not None:
+            tf.summary.image("misclassified_captioned", grid[None], max_outputs=1)
 
     def close(self):
-        self.writer.close()
+        if self.tracing:
+            tf.summary.trace_off()
+            self.tracing = False
+        for writer in self.writers.values():
+            writer.close()
+
+
+def _captioned_grid(images, labels, probabilities):
+    """The digits drawn with their captions (uint8 RGBA pixels), or None without matplotlib."""
+    try:
+        figure = plots.plot_misclassified(images, labels, probabilities, count=len(images))
+    except ConfigError:
+        return None
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=plots.DPI)
+    return tf.io.decode_png(buffer.getvalue(), channels=4)
 
 
 class InterruptFlag:

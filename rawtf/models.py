@@ -11,6 +11,7 @@ with :func:`register_model`. The built-in networks live in :mod:`rawtf.networks`
 
 from __future__ import annotations
 
+import html
 import importlib
 import math
 from collections.abc import Callable, Sequence
@@ -199,6 +200,31 @@ class Model(tf.Module):
             v for v in self.variables if trainable is None or bool(v.trainable) == trainable
         ]
         return sum(math.prod(v.shape) for v in variables)
+
+    def __repr__(self) -> str:
+        h, w, c = self.input_shape
+        trainable = self.count_params(trainable=True)
+        return (
+            f"<rawtf model {self.model_name!r}: {self.count_params():,} parameters "
+            f"({trainable:,} trainable), input {h}x{w}x{c}, {self.num_classes} classes>"
+        )
+
+    def _repr_html_(self) -> str:
+        """The summary table, for notebooks."""
+        rows = specs.summary_rows(self.layers(), self.input_shape)
+        head = "".join(
+            f"<th>{t}</th>" for t in ("Layer (type)", "Output shape", "Trainable", "Non-trainable")
+        )
+        body = "".join(
+            f"<tr><td>{html.escape(layer)}</td><td>{html.escape(shape)}</td>"
+            f"<td>{t:,}</td><td>{f:,}</td></tr>"
+            for layer, shape, t, f in rows
+        )
+        settings = html.escape(", ".join(f"{k}={v!r}" for k, v in self.config.items()))
+        return (
+            f"<p><b>{html.escape(repr(self))}</b><br><small>{settings}</small></p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
 
     def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
         """A table of layer, output shape, trainable and non-trainable parameter counts,

@@ -68,10 +68,10 @@ def _images(images) -> np.ndarray:
 def _grid(figure: Figure, count: int, columns: int):
     """``count`` image axes in rows of ``columns``, ticks and frames off."""
     rows = math.ceil(count / columns)
-    axes = figure.subplots(rows, columns, squeeze=False).flat
+    axes = list(figure.subplots(rows, columns, squeeze=False).flat)
     for ax in axes:
         ax.axis("off")
-    return list(axes)[:count]
+    return axes[:count]
 
 
 # ------------------------------------------------------------------------------ history
