@@ -9,6 +9,8 @@ backend changes; given a ``path`` it is also saved there as a PNG, atomically
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -28,12 +30,26 @@ PathLike = str | os.PathLike | None
 DPI = 100
 
 
-def _figure(width: float, height: float) -> Figure:
+@functools.cache
+def _figure_class() -> type:
+    """A matplotlib ``Figure`` that also renders itself as a PNG for notebooks, so that it
+    shows inline even where no ``%matplotlib`` backend was chosen."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
         raise ConfigError("plots need matplotlib: pip install 'rawtf[plots]'") from None
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+    class RawtfFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=DPI)
+            return buffer.getvalue()
+
+    return RawtfFigure
+
+
+def _figure(width: float, height: float) -> Figure:
+    return _figure_class()(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
@@ -107,7 +123,7 @@ def plot_history(
     panels = ("loss", "accuracy") + (("learning_rate",) if steps else ())
     figure = _figure(4.6 * len(panels), 3.8)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
-    curve = steps and len(epochs) <= 10
+    curve = len(steps) >= 3 * len(epochs) and len(epochs) <= 10  # a few epochs, many calls
     for ax, metric in zip(axes, panels, strict=True):
         shown: list[float] = []
         if metric == "learning_rate" or curve:
@@ -118,10 +134,17 @@ def plot_history(
             if metric != "learning_rate" and key in table:
                 ax.plot(epochs, table[key], marker="o", label=f"{label} (epoch)")
                 shown += list(table[key])
-        accuracy = metric == "accuracy"
-        ax.set_ylim(*_limits(shown, 0.0, 1.0 if accuracy else None, 0.02 if accuracy else 0.05))
+        if metric == "learning_rate":
+            ax.set_ylim(0, max(shown) * 1.15 or 1.0)
+        elif metric == "accuracy":
+            ax.set_ylim(*_limits(shown, 0.0, 1.0, 0.1))
+        else:
+            ax.set_ylim(*_limits(shown, 0.0, None, max(0.05, 0.5 * float(np.nanmax(shown)))))
         ax.set_xlim(0 if curve else min(epochs) - 0.5, max(epochs) + (0.1 if curve else 0.5))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 12:
+            ax.set_xticks(range(0 if curve else min(epochs), max(epochs) + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_title(metric.replace("_", " "))
         ax.grid(alpha=0.3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import numpy as np
@@ -274,9 +275,24 @@ def test_ctrl_c_in_the_command_saves_and_exits_cleanly(tmp_path):
     assert "Traceback" not in err
 
 
-def test_logdir_writes_scalars_histograms_and_images(subset, tmp_path):
+def _summaries(folder) -> dict[str, list]:
+    """Every summary in ``folder``'s event files: tag -> [(step, value or description)]."""
+    found: dict[str, list] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tensor = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
+                numeric = tensor is not None and tensor.shape == () and tensor.dtype.kind in "fiu"
+                shown = float(tensor) if numeric else None
+                found.setdefault(value.tag, []).append(
+                    (event.step, shown if shown is not None else value.metadata.summary_description)
+                )
+    return found
+
+
+def test_logdir_writes_train_and_validation_runs_as_keras_does(subset, tmp_path):
     model = rawtf.get_model("three_conv", seed=0)
-    rawtf.fit(
+    history = rawtf.fit(
         model,
         rawtf.Adam(),
         subset[0],
@@ -286,14 +302,42 @@ def test_logdir_writes_scalars_histograms_and_images(subset, tmp_path):
         validation_data=subset[1],
         logdir=str(tmp_path / "logs"),
     )
-    tags = {}
-    for path in (tmp_path / "logs").glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                tags.setdefault(value.tag, []).append(event.step)
-    for tag in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "misclassified"):
-        assert tags.get(tag) == [10, 20], (tag, sorted(tags))
-    assert "weights/W_conv1" in tags and "biases/out" in tags
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["train", "validation"]
+    train, validation = (
+        _summaries(tmp_path / "logs" / "train"),
+        _summaries(tmp_path / "logs" / "validation"),
+    )
+    for key in ("loss", "accuracy"):  # the same tags in both runs, so the curves overlay
+        expected = [pytest.approx(v, rel=1e-6) for v in history[key]]
+        assert [v for _, v in train[f"epoch_{key}"]] == expected
+        assert [s for s, _ in train[f"epoch_{key}"]] == [0, 1]
+        expected = [pytest.approx(v, rel=1e-6) for v in history[f"val_{key}"]]
+        assert [v for _, v in validation[f"epoch_{key}"]] == expected
+    assert [s for s, _ in train["epoch_learning_rate"]] == [0, 1]
+    assert "weights/W_conv1" in train and "biases/out" in train
+    assert "train_step" in train  # the graph of the training step
+    assert [s for s, _ in validation["misclassified"]] == [0, 1]
+    assert "true → predicted" in validation["misclassified"][0][1]
+    assert re.search(r"1: \d → \d \(0\.\d\d\)", validation["misclassified"][0][1])
+    assert "misclassified_captioned" in validation
+    old_tags = {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
+    assert not old_tags & (set(train) | set(validation))  # Keras's tag names only
+
+
+def test_tensorboard_batch_values_every_n_steps(subset, tmp_path):
+    model, optimizer = rawtf.get_model("three_conv", seed=0), rawtf.Adam()
+    board = rawtf.callbacks.TensorBoard(tmp_path / "logs", model, optimizer, update_freq=5)
+    history = rawtf.fit(
+        model, optimizer, subset[0], epochs=2, batch_size=64, verbose=0, callbacks=[board]
+    )
+    train = _summaries(tmp_path / "logs" / "train")
+    assert [s for s, _ in train["batch_loss"]] == [5, 10, 15, 20]
+    assert [s for s, _ in train["batch_accuracy"]] == [5, 10, 15, 20]
+    rows = {row["step"]: row for row in history.steps}
+    assert [v for _, v in train["batch_loss"]] == [
+        pytest.approx(rows[s]["loss"], rel=1e-6) for s in (5, 10, 15, 20)
+    ]
+    assert not (tmp_path / "logs" / "validation").exists()
 
 
 def test_logdir_without_tensorboard_is_a_clear_error(subset, tmp_path, monkeypatch):
