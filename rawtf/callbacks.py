@@ -324,12 +324,14 @@ class ProgressLog(Callback):
             self._calls += 1
         self._mark = (now, progress.global_step)
         if self.bar is not None:
-            self.bar.update(progress.step - self.bar.n)
             running = progress.running
             if running:
                 self.bar.set_postfix(
-                    loss=f"{running['loss']:.4f}", accuracy=f"{running['accuracy']:.4f}"
+                    loss=f"{running['loss']:.4f}",
+                    accuracy=f"{running['accuracy']:.4f}",
+                    refresh=False,
                 )
+            self.bar.update(progress.step - self.bar.n)
 
     def on_epoch_end(self, progress, row):
         self.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 
@@ -361,3 +362,81 @@ def test_resume_extends_a_run_and_records_it(capsys, tmp_path):
     settings = rawtf.runs.read_config(run_dir)["train"]
     assert (settings["epochs"], settings["model"], settings["batch_size"]) == (2, "three_conv", 64)
     assert [row["epoch"] for row in rawtf.load_run(run_dir).history] == [1, 2]
+
+
+def _subparsers(parser):
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_help_describes_every_command_with_examples_and_defaults():
+    parser = cli.build_parser()
+    assert "COMMAND --help" in parser.format_help()
+    for name, sub in _subparsers(parser).items():
+        text = sub.format_help()
+        assert "\nexamples:\n  rawtf " + name in text, name
+        assert len(sub.description) > 60, name  # a description, not a fragment
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            label = action.option_strings or [action.dest]
+            assert action.help, (name, label)
+            has_default = action.default not in (None, False, argparse.SUPPRESS)
+            if action.option_strings and has_default:
+                assert "default" in action.help, (name, label)
+
+
+def test_train_flags_all_show_their_default():
+    train = _subparsers(cli.build_parser())["train"]
+    for action in train._actions:
+        if action.dest in rawtf.config.SETTINGS:
+            assert "default" in action.help, action.dest
+
+
+def test_usage_errors_have_one_prefix(capsys):
+    code, _, err = run_main(capsys, "train", "--epochs", "0", "--out", "x")
+    assert code == 2
+    assert err == "rawtf: error: argument --epochs: expected a positive integer, got '0'\n"
+    code, _, err = run_main(capsys)
+    assert err.startswith("rawtf: error: a command is required (train, ")
+
+
+def test_summary_answers_without_tensorflow():
+    script = (
+        "import sys; from rawtf import cli; code = cli.main(['summary', '--model', 'deep_bn']); "
+        "assert code == 0 and 'tensorflow' not in sys.modules, sorted(sys.modules)"
+    )
+    proc = subprocess.run(
+        [PYTHON, "-c", script], capture_output=True, text=True, env=python_env(), cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert proc.stdout == rawtf.get_model("deep_bn").summary(print_fn=None) + "\n"
+    assert "Total params: 327,242" in proc.stdout
+
+
+def test_commands_say_which_files_they_wrote(capsys, trained_run, tmp_path):
+    from PIL import Image
+
+    run_dir, train_out = trained_run
+    assert f"wrote {run_dir / 'plots' / 'history.png'}" in train_out
+    code, out, _ = run_main(capsys, "evaluate", str(run_dir))
+    assert code == 0
+    for name in ("confusion_matrix.png", "most_confident_errors.png"):
+        assert f"wrote {run_dir / 'plots' / name}" in out
+    (x, _), _ = rawtf.load_mnist()
+    pictures = []
+    for i in range(3):
+        pictures.append(tmp_path / f"digit{i}.png")
+        Image.fromarray(255 - x[i]).resize((112, 112)).save(pictures[-1])
+    shown = tmp_path / "seen.png"
+    code, out, err = run_main(
+        capsys, "predict", str(run_dir), *map(str, pictures), "--show", str(shown)
+    )
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == f"wrote {shown}"
+    with Image.open(shown) as image:
+        assert image.size[0] >= 3 * 200  # each picture large enough to read
+    code, out, _ = run_main(capsys, "explore", "--out", str(tmp_path / "explore"))
+    assert code == 0
+    for name in ("stats.json", "first_images.png", "label_distribution.png"):
+        assert f"wrote {tmp_path / 'explore' / name}" in out

@@ -274,3 +274,58 @@ def test_bf16_training_learns(small_mnist):
     assert rawtf.evaluate(model, test_set)["accuracy"] >= ACCURACY_BAR
     with pytest.raises(ConfigError, match="precision must be 'fp32' or 'bf16', got 'fp16'"):
         rawtf.fit(model, rawtf.Adam(), train_set, precision="fp16", verbose=0)
+
+
+class _Calls(callbacks.Callback):
+    """Records the global step after every compiled call."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_steps_end(self, progress):
+        self.steps.append(progress.global_step)
+
+
+def test_progress_bar_advances_per_step_with_running_means(small_mnist, capsys, monkeypatch):
+    (x, y), _ = small_mnist
+    lines, calls = [], _Calls()
+    bar = callbacks.ProgressLog(print_fn=lines.append, enabled=True)
+    monkeypatch.setattr(callbacks.ProgressLog, "UPDATE_SECONDS", 1e-9)  # a call per step
+    history = rawtf.fit(
+        rawtf.get_model("three_conv"),
+        rawtf.Adam(),
+        (x, y),  # 4,000 images: 125 steps
+        batch_size=32,
+        verbose=0,
+        callbacks=[bar, calls],
+    )
+    # The first two calls run 32 steps (tracing, then timing); after that one step each.
+    assert calls.steps == [32, 64, *range(65, 126)]
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "/125 [" in err and "accuracy=0." in err and "loss=" in err
+    assert lines == [callbacks.format_epoch(history.epochs[0], 1)]
+
+
+def test_progress_bar_shows_the_running_means(capsys):
+    bar = callbacks.ProgressLog(print_fn=lambda line: None, enabled=True)
+    progress = callbacks.Progress(0, 10, 1, 0)
+    bar.on_epoch_begin(progress)
+    progress.step, progress.seen, progress.loss_sum, progress.hits = 3, 300, 60.0, 240
+    bar.on_steps_end(progress)
+    assert bar.bar.n == 3 and bar.bar.postfix == "accuracy=0.8000, loss=0.2000"
+    bar.close()
+
+
+def test_running_means_and_steps_rows(small_mnist):
+    (x, y), _ = small_mnist
+    history = rawtf.fit(
+        rawtf.get_model("three_conv"), rawtf.Adam(), (x[:1000], y[:1000]), batch_size=100,
+        verbose=0, steps_per_execution=4,
+    )  # fmt: skip
+    assert [row["step"] for row in history.steps] == [4, 8, 10]
+    assert [row["epoch"] for row in history.steps] == [0.4, 0.8, 1.0]
+    weights = [400, 400, 200]  # examples in each call
+    mean = sum(w * row["loss"] for w, row in zip(weights, history.steps, strict=True)) / 1000
+    assert mean == pytest.approx(history["loss"][0], rel=1e-6)
+    progress = callbacks.Progress(0, 10, 1, 0, step=3, seen=300, loss_sum=60.0, hits=240)
+    assert progress.running == {"loss": 0.2, "accuracy": 0.8}
