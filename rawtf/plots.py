@@ -232,24 +232,30 @@ def plot_label_distribution(labels, path: PathLike = None, num_classes: int = 10
 
 
 def plot_confusion_matrix(matrix, path: PathLike = None, title: str | None = None) -> Figure:
-    """The confusion matrix (rows: true label, columns: prediction) with counts."""
+    """The confusion matrix (rows: true label, columns: prediction) with counts, coloured
+    on a log scale so that a handful of mistakes stands out beside a thousand hits."""
+    from matplotlib.colors import LogNorm
+
     matrix = np.asarray(matrix)
     figure = _figure(7, 6)
     ax = figure.subplots()
-    image = ax.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=ax)
+    shown = np.ma.masked_less_equal(matrix, 0)
+    image = ax.imshow(shown, cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(int(matrix.max()), 2)))
+    figure.colorbar(image, ax=ax, label="count (log scale)")
     k = len(matrix)
     for i in range(k):
         for j in range(k):
-            dark = matrix[i, j] > matrix.max() / 2
-            color = "white" if dark else "black"
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
+            count = int(matrix[i, j])
+            color = "white" if count > np.sqrt(max(matrix.max(), 1)) * 4 else "black"
+            color = "lightgray" if count == 0 else color
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=color)
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-    ax.set_title(title or f"confusion matrix (accuracy {accuracy:.4f})")
+    errors = int(matrix.sum() - np.trace(matrix))
+    ax.set_title(title or f"confusion matrix: accuracy {accuracy:.4f}, {errors} mistakes")
     return _finish(figure, path)
 
 
