@@ -1,5 +1,5 @@
 """What the progress bar costs: seconds per training epoch with the bar showing (compiled
-calls shortened to about 0.1 s so that it advances smoothly) and without it (32 steps per
+calls shortened to about 0.25 s so that it advances smoothly) and without it (32 steps per
 call), alternated in one process.
 
     python benchmarks/progress_cost.py [--model small_bn] [--rounds 6] [--images 30000]
