@@ -80,7 +80,10 @@ def load_kaggle_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | N
     or None)``; the format (train or test) is detected from the header. Every value must
     be an integer, pixels 0-255 and labels 0-9; errors name the file, line and column."""
     path = Path(path)
-    lines = [line.removesuffix("\r") for line in read_text(path).split("\n")]
+    text = read_text(path)
+    lines = text.split("\n")
+    if "\r" in text:  # CRLF line ends (Windows, spreadsheets)
+        lines = [line.removesuffix("\r") for line in lines]
     columns = _columns(path, lines[0] if lines else "")
     rows = lines[1:]
     try:
