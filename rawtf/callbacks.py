@@ -348,7 +348,8 @@ class TensorBoard(Callback):
     """TensorBoard logs laid out as Keras writes them: runs ``LOGDIR/train`` and
     ``LOGDIR/validation`` sharing the tags ``epoch_loss`` and ``epoch_accuracy`` (so their
     curves overlay), ``epoch_learning_rate`` and the weight histograms in ``train``,
-    ``batch_loss`` and ``batch_accuracy`` every ``update_freq`` steps in ``train``, the graph
+    ``batch_loss`` and ``batch_accuracy`` (the epoch's running means) every ``update_freq``
+    steps in ``train``, the graph
     of the training step, and the misclassified validation digits, captioned true →
     predicted, in ``validation``. Epoch values are logged at the 0-based epoch, batch
     values at the global step."""
@@ -389,10 +390,10 @@ class TensorBoard(Callback):
             if self.tracing:
                 tf.summary.trace_export("train_step", step=progress.global_step)
                 self.tracing = False
-            steps = progress.history.steps
-            if progress.global_step % self.update_freq == 0 and steps:
-                tf.summary.scalar("batch_loss", steps[-1]["loss"])
-                tf.summary.scalar("batch_accuracy", steps[-1]["accuracy"])
+            running = progress.running  # the epoch's mean so far, as Keras logs it
+            if progress.global_step % self.update_freq == 0 and running:
+                tf.summary.scalar("batch_loss", running["loss"])
+                tf.summary.scalar("batch_accuracy", running["accuracy"])
 
     def on_epoch_end(self, progress, row):
         epoch = row["epoch"] - 1
