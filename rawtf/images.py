@@ -1,9 +1,10 @@
 """A person's own digit pictures -> MNIST-style input.
 
-MNIST's own recipe: grey, light ink on black, the digit's bounding box scaled so its longer
-side is 20 pixels (keeping the aspect ratio), placed in a 28x28 field so that its centre
-of mass sits at the centre. Pictures of dark ink on light paper are inverted first.
-Needs Pillow (the ``images`` extra).
+Pillow decodes the file (any format and mode it reads, EXIF orientation, transparency,
+16-bit greys); :mod:`rawtf.picture_ops`, in TensorFlow ops shared with exported
+SavedModels, places it as MNIST did: grey, light ink on black, the digit's bounding box
+scaled so its longer side is 20 pixels, centred by mass in 28x28. Needs Pillow (the
+``images`` extra).
 
 Pictures come from anywhere, so reading one is bounded: its header is checked against a
 pixel budget before anything is decoded, a large JPEG is decoded at a reduced scale, and
@@ -21,10 +22,6 @@ import numpy as np
 
 from rawtf.errors import ConfigError, DataError
 
-SIZE = 28
-BOX = 20
-#: A pixel counts as ink when it is this far (0-255) above the background level.
-INK_THRESHOLD = 40
 #: The most pixels a picture may have (a 48-megapixel phone photo fits); beyond it the
 #: picture is refused before it is decoded.
 MAX_PIXELS = 50_000_000
@@ -105,34 +102,17 @@ def _over_budget(path: Path, width: int, height: int, max_pixels: int) -> DataEr
 
 
 def mnist_style(grey: np.ndarray, source: str = "<array>") -> np.ndarray:
-    """MNIST-style float32 (28, 28) image in [0, 1] from grey levels 0-255 of any size."""
-    Image, _, _ = _pillow()
+    """MNIST-style float32 (28, 28) image in [0, 1] from grey levels 0-255 of any size,
+    by :func:`rawtf.picture_ops.mnist_style` (the geometry exported SavedModels use)."""
     grey = np.asarray(grey, dtype=np.float32)
     if grey.ndim != 2 or min(grey.shape) < 1:
         raise DataError(f"{source}: expected a 2-D grey image, got shape {grey.shape}")
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    background = float(np.median(border))
-    if background > 127:  # dark ink on light paper: make it light ink on black
-        grey, background = 255.0 - grey, 255.0 - background
-    ink = np.clip(grey - background, 0.0, None)
-    mask = ink > INK_THRESHOLD
-    if not mask.any():
+    from rawtf import picture_ops  # TensorFlow, only once a picture is placed
+
+    field, found = picture_ops.placed(grey)
+    if not bool(found):
         raise DataError(f"{source}: no ink found (the picture is blank or has no contrast)")
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    h, w = crop.shape
-    scale = BOX / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.LANCZOS)
-    box = np.clip(np.asarray(resized, dtype=np.float32), 0.0, None)
-    total = box.sum()
-    com_y = (box.sum(axis=1) * np.arange(new_h)).sum() / total
-    com_x = (box.sum(axis=0) * np.arange(new_w)).sum() / total
-    top = int(np.clip(round((SIZE - 1) / 2 - com_y), 0, SIZE - new_h))
-    left = int(np.clip(round((SIZE - 1) / 2 - com_x), 0, SIZE - new_w))
-    field = np.zeros((SIZE, SIZE), np.float32)
-    field[top : top + new_h, left : left + new_w] = box
-    return field / field.max()
+    return field.numpy()
 
 
 def load_digit_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:

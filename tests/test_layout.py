@@ -69,7 +69,8 @@ def test_modules_without_tensorflow_do_not_import_it():
     without TensorFlow: a fresh interpreter is checked."""
     code = (
         "import sys\n"
-        "from rawtf import cli, config, data, flags, images, kaggle, mnist, plots, specs\n"
+        "from rawtf import architectures, cli, config, data, flags, images, kaggle, mnist\n"
+        "from rawtf import plots, specs\n"
         "cli.build_parser()\n"
         "table = specs.summary_text('m', [specs.Conv('conv1', 5, 32), specs.Flatten(),"
         " specs.Dense('out', 10)], (28, 28, 1))\n"
