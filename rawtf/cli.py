@@ -97,7 +97,8 @@ COMMAND_TEXTS = {
         "export a run's model as a SavedModel for serving",
         "Export a run's model as a SavedModel that plain TensorFlow and TF Serving load\n"
         "without rawtf: signature serving_default takes float32 images [N, 28, 28, 1] in\n"
-        "[0, 1], serving_uint8 takes uint8 pixels [N, 28, 28].",
+        "[0, 1], serving_uint8 uint8 pixels [N, 28, 28], serving_image encoded pictures\n"
+        "(PNG, JPEG, BMP, GIF; any size, made MNIST-style in the graph).",
         "rawtf export runs/first exported/1\nrawtf export runs/first exported/1 --precision bf16",
     ),
     "summary": (
@@ -217,7 +218,7 @@ def _export(args: argparse.Namespace) -> int:
     export.export_saved_model(run.model, args.out, precision=args.precision)
     print(
         f"exported SavedModel ({args.precision}) to {args.out} "
-        "(signatures serving_default, serving_uint8)"
+        "(signatures serving_default, serving_uint8, serving_image)"
     )
     return 0
 

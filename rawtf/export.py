@@ -1,6 +1,8 @@
 """Exporting a model as a SavedModel, servable without rawtf (TF Serving, plain
 TensorFlow): signature ``serving_default`` takes float32 images in [0, 1], ``serving_uint8``
-takes uint8 pixels; both answer ``probabilities`` and ``classes``.
+takes uint8 pixels, ``serving_image`` takes encoded pictures (PNG, JPEG, BMP, GIF) and reads
+them as ``rawtf.images`` does (:mod:`rawtf.picture_ops`, in the graph); all answer
+``probabilities`` and ``classes``.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rawtf import picture_ops
 from rawtf._io import atomic_folder
 from rawtf._tf import import_tensorflow
 from rawtf.errors import CheckpointError
@@ -40,7 +43,13 @@ class _Serving(tf.Module):
         def serve_uint8(images):
             return self._outputs(scale_pixels(images)[..., tf.newaxis])
 
-        self.serve_float, self.serve_uint8 = serve_float, serve_uint8
+        @tf.function(
+            input_signature=[tf.TensorSpec([None], tf.string, name="images")], autograph=False
+        )
+        def serve_image(images):
+            return self._outputs(picture_ops.pictures_to_inputs(images))
+
+        self.serve_float, self.serve_uint8, self.serve_image = serve_float, serve_uint8, serve_image
 
     def _outputs(self, images):
         logits = self.model(images, training=False, dropout=False, precision=self.precision)
@@ -53,8 +62,10 @@ def export_saved_model(
 ) -> Path:
     """Export ``model`` as a SavedModel for serving without rawtf: signature
     ``serving_default`` takes float32 images ``[None, 28, 28, 1]`` in [0, 1], and
-    ``serving_uint8`` takes uint8 pixels ``[None, 28, 28]``; both return ``probabilities``
-    ``[None, 10]`` (float32) and ``classes`` (int64). ``precision="bf16"`` computes the
+    ``serving_uint8`` takes uint8 pixels ``[None, 28, 28]``, and ``serving_image`` encoded
+    pictures ``tf.string [None]`` of any size (made MNIST-style in the graph; one declaring
+    over 50 megapixels is refused); all return ``probabilities`` ``[None, 10]`` (float32)
+    and ``classes`` (int64). ``precision="bf16"`` computes the
     forward pass in bfloat16 (inputs and outputs keep their types). Written to a temporary
     folder, then renamed."""
     directory = Path(directory)
@@ -66,6 +77,7 @@ def export_saved_model(
             signatures={
                 "serving_default": serving.serve_float,
                 "serving_uint8": serving.serve_uint8,
+                "serving_image": serving.serve_image,
             },
         )
     return directory

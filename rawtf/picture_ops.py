@@ -1,5 +1,6 @@
-"""MNIST's picture geometry in TensorFlow ops, so that a SavedModel (and so any server)
-reads people's pictures exactly as ``rawtf.images`` does: one implementation.
+"""People's pictures in TensorFlow ops, so that a SavedModel (and so any server) reads
+them exactly as ``rawtf.images`` does: decoding encoded bytes (:func:`decode_grey`) and
+MNIST's geometry (:func:`mnist_style`), the one implementation of it.
 
 MNIST's recipe: grey, light ink on black (dark ink on light paper is inverted, judged by
 the border), the ink's bounding box scaled so its longer side is 20 pixels keeping the
@@ -16,6 +17,8 @@ tf = import_tensorflow()
 
 SIZE = 28
 BOX = 20
+#: The most pixels an encoded picture may declare; beyond it decoding is refused.
+MAX_PIXELS = 50_000_000
 #: A pixel counts as ink when it is this far (0-255) above the background level.
 INK_THRESHOLD = 40.0
 
@@ -89,3 +92,79 @@ def _place(ink, mask):
 def placed(grey):
     """``(mnist_style(grey), has_ink(grey))``, compiled once for pictures of any size."""
     return mnist_style(grey), has_ink(grey)
+
+
+def _uint(contents, start: int, length: int, little_endian: bool):
+    """The unsigned integer of ``length`` (2 or 4) bytes at ``start`` of a string tensor."""
+    raw = tf.io.decode_raw(tf.strings.substr(contents, start, length), tf.uint8)
+    raw = tf.cast(raw, tf.int64)
+    order = (
+        tf.range(length, dtype=tf.int64)
+        if little_endian
+        else tf.range(length - 1, -1, -1, tf.int64)
+    )
+    return tf.reduce_sum(raw * tf.bitwise.left_shift(tf.constant(1, tf.int64), 8 * order))
+
+
+def declared_pixels(contents):
+    """Width x height as the header of an encoded PNG, JPEG, GIF or BMP declares it, read
+    without decoding (0 for anything else, or a header too short to say)."""
+    magic = tf.strings.substr(contents, 0, 4)
+    long_enough = tf.strings.length(contents) >= 26
+
+    def png():
+        return _uint(contents, 16, 4, False) * _uint(contents, 20, 4, False)
+
+    def gif():
+        return _uint(contents, 6, 2, True) * _uint(contents, 8, 2, True)
+
+    def bmp():
+        height = _uint(contents, 22, 4, True)
+        height = tf.where(height >= 2**31, 2**32 - height, height)  # top-down BMPs: negative
+        return _uint(contents, 18, 4, True) * height
+
+    def jpeg():
+        shape = tf.cast(tf.io.extract_jpeg_shape(contents), tf.int64)
+        return shape[0] * shape[1]
+
+    zero = lambda: tf.constant(0, tf.int64)  # noqa: E731
+    is_png = tf.logical_and(long_enough, tf.equal(magic, b"\x89PNG"))
+    is_gif = tf.logical_and(long_enough, tf.equal(tf.strings.substr(magic, 0, 3), b"GIF"))
+    is_bmp = tf.logical_and(long_enough, tf.equal(tf.strings.substr(magic, 0, 2), b"BM"))
+    is_jpeg = tf.equal(tf.strings.substr(magic, 0, 2), b"\xff\xd8")
+    return tf.case([(is_png, png), (is_gif, gif), (is_bmp, bmp), (is_jpeg, jpeg)], default=zero)
+
+
+def decode_grey(contents, max_pixels: int = MAX_PIXELS):
+    """Float grey levels 0-255 [H, W] of one encoded picture (PNG, JPEG, BMP, or a GIF's
+    first frame), transparent parts shown on white, 16-bit levels rescaled. A picture
+    declaring more than ``max_pixels`` is refused before it is decoded."""
+    pixels = declared_pixels(contents)
+    check = tf.debugging.assert_less_equal(
+        pixels,
+        tf.constant(max_pixels, tf.int64),
+        message=f"picture over the {max_pixels:,}-pixel budget",
+    )
+    with tf.control_dependencies([check]):
+        image = tf.io.decode_image(contents, channels=0, dtype=tf.float32, expand_animations=False)
+    channels = tf.shape(image)[-1]
+    has_alpha = tf.equal(channels % 2, 0)  # grey+alpha or RGBA
+    alpha = tf.cond(has_alpha, lambda: image[..., -1:], lambda: tf.ones_like(image[..., :1]))
+    colour = tf.cond(has_alpha, lambda: image[..., :-1], lambda: image)
+    colour = colour * alpha + (1.0 - alpha)
+    grey = tf.cond(
+        tf.equal(tf.shape(colour)[-1], 3),
+        lambda: tf.image.rgb_to_grayscale(colour),
+        lambda: colour[..., :1],
+    )
+    return grey[..., 0] * 255.0
+
+
+def pictures_to_inputs(contents):
+    """A batch of encoded pictures (``tf.string [N]``) as MNIST-style model inputs
+    ``float32 [N, 28, 28, 1]``; a picture without ink is all zeros."""
+    return tf.map_fn(
+        lambda one: mnist_style(decode_grey(one))[..., None],
+        contents,
+        fn_output_signature=tf.TensorSpec([SIZE, SIZE, 1], tf.float32),
+    )

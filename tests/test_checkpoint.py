@@ -152,3 +152,84 @@ def test_export_refuses_foreign_folders(tmp_path):
     (tmp_path / "out" / "keep.txt").write_text("x")
     with pytest.raises(CheckpointError, match="not a SavedModel folder"):
         export.export_saved_model(rawtf.get_model("three_conv"), tmp_path / "out")
+
+
+SERVE_PICTURES = """
+import json, sys
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+pictures = [open(path, "rb").read() for path in sys.argv[2:]]
+out = loaded.signatures["serving_image"](images=tf.constant(pictures))
+print(json.dumps({
+    "probabilities": out["probabilities"].numpy().tolist(),
+    "classes": out["classes"].numpy().tolist(),
+    "rawtf_imported": "rawtf" in sys.modules,
+}))
+"""
+
+
+def _varied_pictures(folder):
+    """Digits as people send them: formats, modes, sizes, positions, both ways round."""
+    from PIL import Image
+
+    from tests.test_images import drawn_digit
+
+    paths = []
+    for digit, (mode, suffix, size, at, font, stroke) in enumerate(
+        [
+            ("RGB", "png", (300, 220), (40, 20), 150, 0),
+            ("L", "jpg", (640, 480), (200, 60), 300, 6),
+            ("P", "gif", (120, 160), (20, 10), 110, 2),
+            ("RGBA", "png", (200, 200), (50, 10), 150, 0),
+            ("L", "bmp", (90, 60), (30, 0), 50, 1),
+            ("RGB", "jpg", (400, 300), (10, 10), 200, 4),
+            ("LA", "png", (256, 256), (80, 40), 160, 3),
+            ("L", "png", (300, 300), (100, 50), 180, 5),
+        ]
+    ):
+        path = folder / f"digit{digit}.{suffix}"
+        drawn_digit(digit, size, at, font, mode, stroke).save(path)
+        paths.append(path)
+    inverted = 255 - np.asarray(drawn_digit(8, mode="L"), np.uint16)  # light on dark, 16-bit
+    Image.fromarray((inverted * 257).astype(np.uint16)).save(folder / "digit8_16bit.png")
+    return [*paths, folder / "digit8_16bit.png"]
+
+
+def test_picture_signature_reads_pictures_as_rawtf_images_does(tmp_path, trained_run):
+    import subprocess
+
+    from rawtf import images, picture_ops, runs
+    from tests.conftest import PYTHON, python_env
+
+    model = runs.load_run(trained_run[0]).model
+    paths = _varied_pictures(tmp_path)
+    pictures = images.load_digit_images(paths)
+    in_graph = picture_ops.pictures_to_inputs(tf.constant([p.read_bytes() for p in paths]))
+    for path, ours, graph in zip(paths, pictures, in_graph.numpy()[..., 0], strict=True):
+        limit = 0.03 if path.suffix == ".jpg" else 1e-3  # JPEG decoders round differently
+        assert np.abs(ours - graph).mean() < limit, path.name
+    expected, classes = rawtf.predict(model, pictures)
+    export.export_saved_model(model, tmp_path / "served")
+    proc = subprocess.run(
+        [PYTHON, "-c", SERVE_PICTURES, str(tmp_path / "served"), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        env=python_env(),
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["rawtf_imported"] is False
+    assert out["classes"] == classes.tolist()
+    np.testing.assert_allclose(np.array(out["probabilities"]), expected, atol=0.02)
+
+
+def test_picture_signature_refuses_a_bomb_before_decoding(tmp_path):
+    from tests.test_images import png_header_only
+
+    served = export.export_saved_model(rawtf.get_model("three_conv"), tmp_path / "served")
+    png_header_only(tmp_path / "bomb.png", 30000, 30000)
+    signature = tf.saved_model.load(str(served)).signatures["serving_image"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="over the 50,000,000-pixel budget"):
+        signature(images=tf.constant([(tmp_path / "bomb.png").read_bytes()]))
