@@ -45,13 +45,20 @@ def write_errors() -> tuple[type[BaseException], ...]:
     return (OSError, errors.OpError) if errors is not None else (OSError,)
 
 
+#: Lines of TensorFlow's error messages that say where, not what.
+_WHERE = re.compile(r"^(Graph execution error:|Detected at node|<stack traces unavailable>|\[\[)")
+
+
 def first_line(error: BaseException) -> str:
-    """An error's message as one line without TensorFlow's internals (``{{function_node
-    ...}}``, ``[Op:SaveV2]``), or its type's name when it has none."""
+    """An error's message as one line without TensorFlow's internals (``Graph execution
+    error``, ``Detected at node ...``, ``{{function_node ...}}``, ``[Op:SaveV2]``), or its
+    type's name when it has none."""
     text = getattr(error, "message", None) or str(error)
     text = re.sub(r"\{\{[^}]*\}\}", "", text)
-    text = re.sub(r"\s*\[Op:[^\]]*\]", "", text).strip()
-    return text.splitlines()[0].strip() if text else type(error).__name__
+    text = re.sub(r"\s*\[Op:[^\]]*\]", "", text)
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not _WHERE.match(line)]
+    return lines[0] if lines else type(error).__name__
 
 
 def write_failure_reason(error: BaseException) -> str:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from rawtf import flags
-from rawtf.config import MODEL_NAMES, PRECISIONS
+from rawtf.config import MODEL_NAMES, POSITIVE_FLOAT, POSITIVE_INT, PRECISIONS, Number
 from rawtf.errors import RawtfError, TrainingInterrupted, UsageError
 
 PROG = "rawtf"
+PORT = Number("a port number 1-65535", int, lambda v: 1 <= v <= 65535)
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -48,6 +50,43 @@ def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
             "from fp32 by about 1e-2) (default: fp32)"
         ),
     )
+    flags.add_verbose_argument(parser)
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    number = flags.number_type
+    parser.add_argument(
+        "model", metavar="RUN_DIR|SAVEDMODEL", help="a run folder or an exported SavedModel"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=number(PORT), default=8501, metavar="N", help="port (default: 8501)"
+    )
+    parser.add_argument(
+        "--model-name",
+        default="rawtf",
+        metavar="NAME",
+        help="the NAME in /v1/models/NAME (default: rawtf)",
+    )
+    parser.add_argument(
+        "--max-batch", type=number(POSITIVE_INT), default=256, metavar="N",
+        help="most examples per forward call (default: 256)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-wait-ms", type=number(POSITIVE_FLOAT), default=2.0, metavar="MS",
+        help="how long a request waits for others to batch with (default: 2.0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-batching", action="store_true", help="run each request alone (default: batch)"
+    )
+    parser.add_argument(
+        "--max-body-mb", type=number(POSITIVE_FLOAT), default=4.0, metavar="MB",
+        help="largest request body accepted, in MB (default: 4.0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timeout", type=number(POSITIVE_FLOAT), default=10.0, metavar="S",
+        help="seconds a request may wait for its answer (default: 10.0)",
+    )  # fmt: skip
     flags.add_verbose_argument(parser)
 
 
@@ -100,6 +139,18 @@ COMMAND_TEXTS = {
         "[0, 1], serving_uint8 uint8 pixels [N, 28, 28], serving_image encoded pictures\n"
         "(PNG, JPEG, BMP, GIF; any size, made MNIST-style in the graph).",
         "rawtf export runs/first exported/1\nrawtf export runs/first exported/1 --precision bf16",
+    ),
+    "serve": (
+        "serve a model over HTTP, as TF Serving does",
+        "Serve a run's model (exported on the fly) or a SavedModel over TF Serving's REST\n"
+        "API: GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST\n"
+        "/v1/models/NAME:predict (signatures serving_default, serving_uint8, serving_image;\n"
+        "row and columnar forms), plus /healthz and Prometheus /metrics. Concurrent\n"
+        "requests are batched into one forward call. Needs the serve extra.",
+        "rawtf serve runs/first\n"
+        "rawtf serve exported/1 --host 0.0.0.0 --port 8501 --model-name digits\n"
+        'curl -d \'{"instances": [[[0, ...]]], "signature_name": "serving_uint8"}\' \\\n'
+        "    localhost:8501/v1/models/rawtf:predict",
     ),
     "summary": (
         "print a model's layers and parameter counts",
@@ -157,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_dir(export)
     export.add_argument("out", metavar="OUT", help="the SavedModel folder to write")
     _add_inference_arguments(export)
+
+    _add_serve_arguments(_command(commands, "serve"))
 
     summary = _command(commands, "summary")
     summary.add_argument(
@@ -223,6 +276,26 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from rawtf import server
+
+    server.require_extra()
+    settings = server.Settings(
+        model_name=args.model_name,
+        max_batch=args.max_batch,
+        batch_wait=args.batch_wait_ms / 1000,
+        batching=not args.no_batching,
+        max_body=int(args.max_body_mb * 2**20),
+        timeout=args.timeout,
+    )
+    with tempfile.TemporaryDirectory(prefix="rawtf-serve-") as folder:
+        loaded = server.load_servable(args.model, Path(folder))
+        server.run(loaded, settings, args.host, args.port)
+    return 0
+
+
 def _summary(args: argparse.Namespace) -> int:
     from rawtf import architectures, specs
 
@@ -249,6 +322,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "predict": _predict,
     "submit": _submit,
     "export": _export,
+    "serve": _serve,
     "summary": _summary,
     "explore": _explore,
 }
