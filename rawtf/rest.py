@@ -108,13 +108,15 @@ def to_array(values: Any, spec: Spec) -> np.ndarray:
     if array.shape[1:] != spec.example_shape or len(array) == 0:
         want = "x".join(map(str, spec.example_shape))
         raise RequestError(f"'{INPUT}' has shape {list(array.shape)}, expected N x {want}")
-    if not np.isfinite(array).all():
-        raise RequestError(f"'{INPUT}' holds NaN or infinity")
     if spec.dtype == "uint8":
         if (array != np.round(array)).any() or array.min() < 0 or array.max() > 255:
             raise RequestError(f"'{INPUT}' of serving_uint8 must be integers 0-255")
         return array.astype(np.uint8)
-    return array.astype(np.float32)
+    with np.errstate(over="ignore"):
+        array = array.astype(np.float32)
+    if not np.isfinite(array).all():  # JSON has no NaN; a huge number overflows float32
+        raise RequestError(f"'{INPUT}' holds a number beyond float32's range")
+    return array
 
 
 def _bytes(item: Any, index: int) -> bytes:
