@@ -168,3 +168,10 @@ def pictures_to_inputs(contents):
         contents,
         fn_output_signature=tf.TensorSpec([SIZE, SIZE, 1], tf.float32),
     )
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+def placed_bytes(contents):
+    """:func:`placed` of one encoded picture's bytes: what ``serving_image`` feeds the model."""
+    grey = decode_grey(contents)
+    return mnist_style(grey), has_ink(grey)

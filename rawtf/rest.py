@@ -128,6 +128,15 @@ def _bytes(item: Any, index: int) -> bytes:
         raise RequestError(f"picture {index}: not valid base64") from None
 
 
+def parse_picture(body: bytes) -> bytes:
+    """The picture in a ``{"b64": "..."}`` request body."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise RequestError(f"malformed JSON: {e}") from None
+    return _bytes(payload, 0)
+
+
 def answer(request: Request, probabilities: np.ndarray, classes: np.ndarray) -> bytes:
     """TF Serving's JSON answer, in the form the request was made in."""
     if request.rows:

@@ -35,6 +35,8 @@ except ImportError:  # pragma: no cover - reported by require_extra()
     Starlette = None
 
 VERSION = "1"
+#: The draw-a-digit page: self-contained HTML, CSS and JavaScript.
+PAGE = Path(__file__).parent / "static" / "index.html"
 
 
 def require_extra() -> None:
@@ -141,6 +143,13 @@ def _example(spec: rest.Spec) -> np.ndarray:
     return np.zeros((1, *spec.example_shape), np.dtype(spec.dtype))
 
 
+def _seen(picture: bytes):
+    """The 28x28 picture the model sees for ``picture``'s bytes, and whether it has ink."""
+    from rawtf import picture_ops
+
+    return [t.numpy() for t in picture_ops.placed_bytes(picture)]
+
+
 def _batcher(function, settings: Settings, metrics: Metrics):
     from rawtf._tf import import_tensorflow
 
@@ -224,6 +233,20 @@ def create_app(loaded, settings: Settings | None = None) -> Starlette:
             return refusal
         return await _predict(request, model, settings, metrics)
 
+    async def page(request: Request) -> Response:
+        html = PAGE.read_text(encoding="utf-8").replace("{{MODEL}}", settings.model_name)
+        return Response(html, media_type="text/html; charset=utf-8")
+
+    async def seen(request: Request) -> Response:
+        try:
+            body = rest.parse_picture(await _body(request, settings.max_body))
+            field, has_ink = await asyncio.get_running_loop().run_in_executor(None, _seen, body)
+        except rest.RequestError as e:
+            return _error(str(e), e.status)
+        except Exception as e:  # noqa: BLE001  (an undecodable picture)
+            return _error(first_line(e), 400)
+        return _json(rest.orjson.dumps({"seen": field.tolist(), "ink": bool(has_ink)}))
+
     async def healthz(request: Request) -> Response:
         ready = model.available
         return _json(
@@ -242,6 +265,8 @@ def create_app(loaded, settings: Settings | None = None) -> Starlette:
     base = "/v1/models/{name}"
     versioned = base + "/versions/{version}"
     routes = [
+        Route("/", page),
+        Route("/page/seen", seen, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", prometheus),
         *(Route(path + ":predict", predict, methods=["POST"]) for path in (base, versioned)),
