@@ -80,6 +80,10 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-batching", action="store_true", help="run each request alone (default: batch)"
     )
     parser.add_argument(
+        "--max-queue", type=number(POSITIVE_INT), default=1024, metavar="N",
+        help="requests that may wait; more are answered 503 (default: 1024)",
+    )  # fmt: skip
+    parser.add_argument(
         "--max-body-mb", type=number(POSITIVE_FLOAT), default=4.0, metavar="MB",
         help="largest request body accepted, in MB (default: 4.0)",
     )  # fmt: skip
@@ -138,7 +142,8 @@ COMMAND_TEXTS = {
         "without rawtf: signature serving_default takes float32 images [N, 28, 28, 1] in\n"
         "[0, 1], serving_uint8 uint8 pixels [N, 28, 28], serving_image encoded pictures\n"
         "(PNG, JPEG, BMP, GIF; any size, made MNIST-style in the graph).",
-        "rawtf export runs/first exported/1\nrawtf export runs/first exported/1 --precision bf16",
+        "rawtf export runs/first exported/1\nrawtf export runs/first exported/1 --precision bf16\n"
+        "rawtf export runs/first digits.tflite --format tflite --quantize",
     ),
     "serve": (
         "serve a model over HTTP, as TF Serving does",
@@ -206,7 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = _command(commands, "export")
     _add_run_dir(export)
-    export.add_argument("out", metavar="OUT", help="the SavedModel folder to write")
+    export.add_argument(
+        "out", metavar="OUT", help="the SavedModel folder (or, with tflite, the file) to write"
+    )
+    export.add_argument(
+        "--format", choices=("savedmodel", "tflite"), default="savedmodel",
+        help="SavedModel, or a TensorFlow Lite file without serving_image (default: savedmodel)",
+    )  # fmt: skip
+    export.add_argument(
+        "--quantize", action="store_true",
+        help="tflite only: int8 weights, dynamic-range quantisation (default: float32)",
+    )  # fmt: skip
     _add_inference_arguments(export)
 
     _add_serve_arguments(_command(commands, "serve"))
@@ -268,6 +283,13 @@ def _export(args: argparse.Namespace) -> int:
     from rawtf import export, runs
 
     run = runs.load_run(args.run_dir)
+    if args.format == "tflite":
+        export.export_tflite(run.model, args.out, args.quantize, precision=args.precision)
+        kind = "dynamic-range int8 weights" if args.quantize else "float32"
+        print(f"wrote {args.out}: TFLite ({kind}; signatures serving_default, serving_uint8)")
+        return 0
+    if args.quantize:
+        raise UsageError("--quantize needs --format tflite")
     export.export_saved_model(run.model, args.out, precision=args.precision)
     print(
         f"exported SavedModel ({args.precision}) to {args.out} "
@@ -287,6 +309,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         batch_wait=args.batch_wait_ms / 1000,
         batching=not args.no_batching,
+        max_queue=args.max_queue,
         max_body=int(args.max_body_mb * 2**20),
         timeout=args.timeout,
     )

@@ -233,3 +233,33 @@ def test_picture_signature_refuses_a_bomb_before_decoding(tmp_path):
     signature = tf.saved_model.load(str(served)).signatures["serving_image"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="over the 50,000,000-pixel budget"):
         signature(images=tf.constant([(tmp_path / "bomb.png").read_bytes()]))
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
+@pytest.mark.parametrize("quantize", [False, True])
+def test_tflite_export_agrees_with_the_saved_model(tmp_path, trained_run, mnist, quantize):
+    from rawtf import cli
+
+    (_, _), (x_test, y_test) = mnist
+    x_test, y_test = x_test[:2000], y_test[:2000]
+    out = tmp_path / "digits.tflite"
+    argv = ["export", str(trained_run[0]), str(out), "--format", "tflite"]
+    assert cli.main(argv + (["--quantize"] if quantize else [])) == 0
+    model = rawtf.runs.load_run(trained_run[0]).model
+    expected, classes = rawtf.predict(model, x_test)
+    interpreter = tf.lite.Interpreter(model_path=str(out))
+    assert set(interpreter.get_signature_list()) == {"serving_default", "serving_uint8"}
+    run = interpreter.get_signature_runner("serving_uint8")
+    got = np.concatenate([run(images=x_test[i : i + 500])["classes"] for i in range(0, 2000, 500)])
+    ours, theirs = (classes == y_test).mean(), (got == y_test).mean()
+    assert abs(ours - theirs) <= 0.001, (ours, theirs)  # within 0.1 points
+    assert (got == classes).mean() >= (0.995 if quantize else 1.0)
+    floats = interpreter.get_signature_runner("serving_default")(
+        images=(x_test[:8, ..., None] / 255).astype(np.float32)
+    )
+    np.testing.assert_allclose(
+        floats["probabilities"], expected[:8], atol=0.02 if quantize else 1e-4
+    )
+    if quantize:  # int8 weights: about a quarter of the float file
+        assert cli.main(argv[:2] + [str(tmp_path / "float.tflite"), "--format", "tflite"]) == 0
+        assert out.stat().st_size < 0.3 * (tmp_path / "float.tflite").stat().st_size
