@@ -223,3 +223,16 @@ def test_a_full_queue_is_refused_at_once():
     refused = [r for r in results if isinstance(r, batching.Overloaded)]
     answered = [r for r in results if isinstance(r, tuple)]
     assert refused and answered and len(refused) + len(answered) == 6
+
+
+def test_serve_says_how_to_install_its_extra(capsys, monkeypatch, trained_run):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn -> ImportError
+    code = rawtf.cli.main(["serve", str(trained_run[0])])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        "rawtf: error: rawtf serve needs the serve extra (uvicorn is missing): "
+        "pip install 'rawtf[serve]'\n"
+    )
