@@ -33,7 +33,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(data="mnist", data_dir=None)
 
 
-def _add_run_dir(parser: argparse.ArgumentParser) -> None:
+def _add_run_dir(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    if several:
+        parser.add_argument(
+            "run_dir", metavar="RUN_DIR", nargs="+",
+            help="run folders (rawtf train --out) or exported SavedModels; several make an "
+            "ensemble, their probabilities averaged",
+        )  # fmt: skip
+        return
     parser.add_argument(
         "run_dir", metavar="RUN_DIR", help="a run folder written by rawtf train --out"
     )
@@ -120,7 +127,8 @@ COMMAND_TEXTS = {
         "Evaluate a run's model on the MNIST test set (or every row of a labelled Kaggle\n"
         "CSV): loss, accuracy and each class's accuracy, plus the confusion matrix and the\n"
         "most confident mistakes drawn into RUN_DIR/plots.",
-        "rawtf evaluate runs/first\nrawtf evaluate runs/first --data train.csv --precision bf16",
+        "rawtf evaluate runs/first\nrawtf evaluate runs/first --data train.csv --precision bf16\n"
+        "rawtf evaluate runs/a runs/b runs/c --plots ensemble/   # an ensemble",
     ),
     "predict": (
         "classify your own digit pictures",
@@ -128,13 +136,15 @@ COMMAND_TEXTS = {
         "each is brought to MNIST's style first. Prints file, digit and confidence per\n"
         "picture; --show draws them as the model sees them.",
         "rawtf predict runs/first my_seven.png photo_of_a_three.jpg\n"
-        "rawtf predict runs/first *.png --show what_the_model_sees.png",
+        "rawtf predict runs/first *.png --show what_the_model_sees.png\n"
+        "rawtf predict runs/a runs/b seven.png   # an ensemble of two runs",
     ),
     "submit": (
         "write a Kaggle submission.csv",
         "Predict every row of a Kaggle digit-recognizer test.csv and write the submission\n"
         "(ImageId,Label).",
-        "rawtf submit runs/kaggle --test test.csv --out submission.csv",
+        "rawtf submit runs/kaggle --test test.csv --out submission.csv\n"
+        "rawtf submit runs/k1 runs/k2 runs/k3 --test test.csv --out submission.csv",
     ),
     "export": (
         "export a run's model as a SavedModel for serving",
@@ -191,18 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_train_arguments(_command(commands, "train"), out_required=True)
 
     evaluate = _command(commands, "evaluate")
-    _add_run_dir(evaluate)
+    _add_run_dir(evaluate, several=True)
     _add_data_arguments(evaluate)
+    evaluate.add_argument(
+        "--plots", metavar="DIR",
+        help="where the figures go (default: the run's plots/; none for an ensemble)",
+    )  # fmt: skip
     _add_inference_arguments(evaluate)
 
     predict = _command(commands, "predict")
-    _add_run_dir(predict)
-    predict.add_argument("images", metavar="IMAGE", nargs="+", help="PNG, JPEG, BMP or GIF files")
+    predict.add_argument(
+        "inputs", metavar="RUN_DIR|IMAGE", nargs="+",
+        help="run folders or SavedModels (folders; several make an ensemble), then PNG, "
+        "JPEG, BMP or GIF files",
+    )  # fmt: skip
     _add_show_argument(predict)
     _add_inference_arguments(predict)
 
     submit = _command(commands, "submit")
-    _add_run_dir(submit)
+    _add_run_dir(submit, several=True)
     submit.add_argument("--test", required=True, metavar="TEST.csv", help="Kaggle test.csv")
     submit.add_argument(
         "--out", required=True, metavar="SUBMISSION.csv", help="the submission file to write"
@@ -252,9 +269,13 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from rawtf import runs
 
-    run = runs.load_run(args.run_dir)
-    report = runs.evaluate_run(run, args.data, args.data_dir, args.precision)
-    print(f"evaluated {run.config['model']['model']} on {report.result['count']} images")
+    several = len(args.run_dir) > 1
+    target = runs.load_models(args.run_dir) if several else runs.load_run(args.run_dir[0])
+    report = runs.evaluate_run(target, args.data, args.data_dir, args.precision, plots=args.plots)
+    for path, member in zip(args.run_dir, report.members, strict=False):
+        print(f"member {path}: {result_line(member)}")
+    what = f"an ensemble of {len(args.run_dir)}" if several else target.config["model"]["model"]
+    print(f"evaluated {what} on {report.result['count']} images")
     for label, share in enumerate(report.per_class):
         row = report.confusion[label]
         print(f"class {label}: accuracy={share:.4f} ({row[label]}/{row.sum()})")
@@ -265,16 +286,22 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from rawtf import runs
 
-    run = runs.load_run(args.run_dir)
-    runs.predict_pictures(run.model, args.images, args.precision, args.show)
+    folders = [p for p in args.inputs if Path(p).is_dir()]
+    pictures = [p for p in args.inputs if not Path(p).is_dir()]
+    if not folders or args.inputs[: len(folders)] != folders:
+        raise UsageError("give the run folders (or SavedModels) first, then the pictures")
+    if not pictures:
+        raise UsageError("no pictures given after the run folders")
+    models = runs.load_models(folders)
+    runs.predict_pictures(models, pictures, args.precision, args.show)
     return 0
 
 
 def _submit(args: argparse.Namespace) -> int:
     from rawtf import runs
 
-    run = runs.load_run(args.run_dir)
-    labels = runs.write_submission(run.model, args.test, args.out, args.precision)
+    models = runs.load_models(args.run_dir)
+    labels = runs.write_submission(models, args.test, args.out, args.precision)
     print(f"wrote {len(labels)} predictions to {args.out}")
     return 0
 

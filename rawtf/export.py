@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from rawtf import picture_ops
 from rawtf._io import atomic_folder, atomic_path, first_line
 from rawtf._tf import import_tensorflow
@@ -109,3 +111,25 @@ def export_tflite(
     with atomic_path(path, CheckpointError) as tmp:
         tmp.write_bytes(flatbuffer)
     return Path(path)
+
+
+class ExportedModel:
+    """A SavedModel rawtf exported, loaded for prediction (an ensemble member, say): its
+    ``serving_default`` signature, with the ``input_shape`` and ``num_classes`` it declares."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        try:
+            self.signature = tf.saved_model.load(str(directory)).signatures["serving_default"]
+        except (OSError, ValueError, KeyError, tf.errors.OpError) as e:
+            raise CheckpointError(
+                f"{directory}: not a SavedModel with serving_default ({first_line(e)})"
+            ) from None
+        _, inputs = self.signature.structured_input_signature
+        self.input_shape = tuple(inputs["images"].shape.as_list()[1:])
+        self.num_classes = int(self.signature.structured_outputs["probabilities"].shape[-1])
+        self.model_name = self.directory.name
+
+    def probabilities(self, images) -> np.ndarray:
+        """Softmax probabilities of float32 images ``[N, H, W, C]`` in [0, 1]."""
+        return self.signature(images=tf.cast(images, tf.float32))["probabilities"].numpy()

@@ -1,5 +1,5 @@
-"""Loss, accuracy and predictions over a whole set; the confusion matrix and per-class
-accuracy.
+"""Loss, accuracy and predictions over a whole set, of a model or of an ensemble (a list
+of models whose probabilities are averaged); the confusion matrix and per-class accuracy.
 
 Sums are accumulated per example and divided once at the end, so a short last batch is
 weighted exactly and the result does not depend on the batch size.
@@ -11,8 +11,8 @@ import numpy as np
 
 from rawtf._tf import import_tensorflow
 from rawtf.data import check_images, check_labels
-from rawtf.errors import DataError
-from rawtf.models import compute_dtype
+from rawtf.errors import ConfigError, DataError, ShapeError
+from rawtf.models import Model, compute_dtype
 from rawtf.pipeline import eval_dataset
 from rawtf.step import compiled, loss_and_hits
 
@@ -49,15 +49,43 @@ def _batch_probabilities(model, precision):
     return compiled(model, ("probabilities", precision), make)
 
 
+def members_of(model) -> list:
+    """The models of ``model`` (one model, or a list or tuple of them: an ensemble), checked
+    to take the same input and answer the same classes."""
+    members = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not members:
+        raise ConfigError("an ensemble needs at least one model")
+    first = members[0]
+    for i, member in enumerate(members[1:], start=2):
+        if tuple(member.input_shape) != tuple(first.input_shape):
+            raise ShapeError(
+                f"ensemble member {i} takes inputs of shape {tuple(member.input_shape)}, "
+                f"member 1 takes {tuple(first.input_shape)}"
+            )
+        if member.num_classes != first.num_classes:
+            raise ShapeError(
+                f"ensemble member {i} answers {member.num_classes} classes, "
+                f"member 1 answers {first.num_classes}"
+            )
+    return members
+
+
 def evaluate(model, data, batch_size: int = 1000, precision: str | None = None) -> dict[str, float]:
-    """``{"loss", "accuracy", "count"}`` of ``model`` on ``data = (x, y)``, in inference
-    mode. ``x`` is uint8 pixels or floats in [0, 1]; ``y`` integer or one-hot labels.
-    ``precision="bf16"`` computes in bfloat16 (sums are float32)."""
+    """``{"loss", "accuracy", "count"}`` of ``model`` (or of an ensemble: a list of models,
+    their probabilities averaged) on ``data = (x, y)``, in inference mode. ``x`` is uint8
+    pixels or floats in [0, 1]; ``y`` integer or one-hot labels. The loss is the mean
+    cross-entropy. ``precision="bf16"`` computes in bfloat16 (sums are float32)."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise DataError("data: expected a pair (images, labels)")
-    x = check_images(data[0], "x", model.input_shape)
-    y = check_labels(data[1], len(x), model.num_classes, "y")
-    sums = _batch_sums(model, precision)
+    members = members_of(model)
+    x = check_images(data[0], "x", members[0].input_shape)
+    y = check_labels(data[1], len(x), members[0].num_classes, "y")
+    if len(members) > 1 or not isinstance(members[0], Model):
+        probabilities, labels = predict(members, x, batch_size, precision)
+        chosen = probabilities[np.arange(len(y)), y].astype(np.float64)
+        loss = float(-np.log(np.maximum(chosen, np.finfo(np.float32).tiny)).mean())
+        return {"loss": loss, "accuracy": float((labels == y).mean()), "count": len(x)}
+    sums = _batch_sums(members[0], precision)
     total_loss, total_hits = 0.0, 0
     for images, labels in eval_dataset(x, y, batch_size):
         loss, hits = sums(images, labels)
@@ -69,11 +97,21 @@ def evaluate(model, data, batch_size: int = 1000, precision: str | None = None) 
 def predict(
     model, x, batch_size: int = 1000, precision: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(probabilities (N, classes) float32, labels (N,) int64)`` for images ``x``;
-    ``precision="bf16"`` computes in bfloat16."""
-    x = check_images(x, "x", model.input_shape)
-    probabilities = _batch_probabilities(model, precision)
-    probs = np.concatenate([probabilities(b).numpy() for b in eval_dataset(x, None, batch_size)])
+    """``(probabilities (N, classes) float32, labels (N,) int64)`` for images ``x``, of a
+    model or of an ensemble (a list of models: the mean of their probabilities). Members
+    may be rawtf models or exported SavedModels (:class:`rawtf.export.ExportedModel`);
+    ``precision="bf16"`` computes rawtf models in bfloat16."""
+    members = members_of(model)
+    x = check_images(x, "x", members[0].input_shape)
+    total = None
+    for member in members:
+        if isinstance(member, Model):
+            run = _batch_probabilities(member, precision)
+        else:
+            run = member.probabilities
+        part = np.concatenate([np.asarray(run(b)) for b in eval_dataset(x, None, batch_size)])
+        total = part if total is None else total + part
+    probs = (total / len(members)).astype(np.float32)
     return probs, probs.argmax(axis=1)
 
 

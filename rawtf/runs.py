@@ -367,38 +367,62 @@ def _plot(print_fn, draw, path: Path) -> Path | None:
 
 @dataclasses.dataclass
 class Evaluation:
-    """A model's loss and accuracy on a labelled set, its confusion matrix, each class's
-    accuracy, and the figures written."""
+    """A model's (or an ensemble's) loss and accuracy on a labelled set, its confusion
+    matrix, each class's accuracy, the figures written, and each ensemble member's result."""
 
     result: dict[str, float]
     confusion: np.ndarray
     per_class: np.ndarray
     figures: list[Path]
+    members: list[dict[str, float]] = dataclasses.field(default_factory=list)
+
+
+def load_models(paths: Sequence[str | os.PathLike]) -> list:
+    """The model of each run folder or exported SavedModel in ``paths`` (an ensemble when
+    there are several)."""
+    from rawtf.export import ExportedModel
+
+    models = []
+    for path in map(Path, paths):
+        if (path / "saved_model.pb").is_file():
+            models.append(ExportedModel(path))
+        else:
+            models.append(load_run(path).model)
+    return models
 
 
 def evaluate_run(
-    run: Run,
+    run: Run | Sequence,
     source: str = "mnist",
     data_dir=None,
     precision: str | None = None,
     print_fn: Callable[[str], Any] = print,
+    plots: str | os.PathLike | None = None,
 ) -> Evaluation:
-    """Evaluate a loaded run on ``source``'s test set (a Kaggle CSV: its rows) and draw the
-    confusion matrix and the most confident mistakes into the run's ``plots/``."""
+    """Evaluate a loaded run (or a list of models: their ensemble) on ``source``'s test set
+    (a Kaggle CSV: its rows); draw the confusion matrix and the most confident mistakes into
+    ``plots`` (default: a run's ``plots/``; none for an ensemble without it). With several
+    models, ``members`` holds each one's own result."""
     train, test = load_labelled(source, data_dir)
     x, y = test if test is not None else train
-    result = evaluate(run.model, (x, y), precision=precision)
-    probabilities, predictions = predict(run.model, x, precision=precision)
-    matrix = confusion_matrix(y, predictions, run.model.num_classes)
-    figures = [
-        _plot(print_fn, lambda p: p.plot_confusion_matrix(matrix), run.plots / CONFUSION),
-        _plot(
-            print_fn,
-            lambda p: p.plot_misclassified(x, np.asarray(y), probabilities),
-            run.plots / MISTAKES,
-        ),
-    ]
-    return Evaluation(result, matrix, per_class_accuracy(matrix), [f for f in figures if f])
+    models = [run.model] if isinstance(run, Run) else list(run)
+    folder = Path(plots) if plots is not None else run.plots if isinstance(run, Run) else None
+    members = [evaluate(m, (x, y), precision=precision) for m in models] if len(models) > 1 else []
+    result = evaluate(models, (x, y), precision=precision)
+    probabilities, predictions = predict(models, x, precision=precision)
+    matrix = confusion_matrix(y, predictions, models[0].num_classes)
+    figures = []
+    if folder is not None:
+        figures = [
+            _plot(print_fn, lambda p: p.plot_confusion_matrix(matrix), folder / CONFUSION),
+            _plot(
+                print_fn,
+                lambda p: p.plot_misclassified(x, np.asarray(y), probabilities),
+                folder / MISTAKES,
+            ),
+        ]
+    figures = [f for f in figures if f]
+    return Evaluation(result, matrix, per_class_accuracy(matrix), figures, members)
 
 
 def predict_pictures(
@@ -422,9 +446,9 @@ def predict_pictures(
     return probabilities
 
 
-def write_submission(model: Model, test_csv, out, precision: str | None = None) -> np.ndarray:
-    """Predict the images of a Kaggle ``test.csv`` and write ``submission.csv`` to ``out``;
-    returns the predicted labels."""
+def write_submission(model, test_csv, out, precision: str | None = None) -> np.ndarray:
+    """Predict the images of a Kaggle ``test.csv`` with ``model`` (or a list of models: their
+    ensemble) and write ``submission.csv`` to ``out``; returns the predicted labels."""
     pictures, _ = kaggle.load_kaggle_csv(test_csv)
     _, labels = predict(model, pictures, precision=precision)
     kaggle.write_submission(labels, out)
