@@ -60,6 +60,16 @@ def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     flags.add_verbose_argument(parser)
 
 
+#: The serve command's numeric flags: flag, kind, default, metavar, help.
+SERVE_NUMBERS = (
+    ("--max-batch", POSITIVE_INT, 256, "N", "most examples per forward call"),
+    ("--batch-wait-ms", POSITIVE_FLOAT, 2.0, "MS", "how long a request waits for company"),
+    ("--max-queue", POSITIVE_INT, 1024, "N", "requests that may wait; more get 503"),
+    ("--max-body-mb", POSITIVE_FLOAT, 4.0, "MB", "largest request body accepted, in MB"),
+    ("--timeout", POSITIVE_FLOAT, 10.0, "S", "seconds a request may wait for its answer"),
+)
+
+
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     number = flags.number_type
     parser.add_argument(
@@ -76,28 +86,13 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="the NAME in /v1/models/NAME (default: rawtf)",
     )
     parser.add_argument(
-        "--max-batch", type=number(POSITIVE_INT), default=256, metavar="N",
-        help="most examples per forward call (default: 256)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--batch-wait-ms", type=number(POSITIVE_FLOAT), default=2.0, metavar="MS",
-        help="how long a request waits for others to batch with (default: 2.0)",
-    )  # fmt: skip
-    parser.add_argument(
         "--no-batching", action="store_true", help="run each request alone (default: batch)"
     )
-    parser.add_argument(
-        "--max-queue", type=number(POSITIVE_INT), default=1024, metavar="N",
-        help="requests that may wait; more are answered 503 (default: 1024)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--max-body-mb", type=number(POSITIVE_FLOAT), default=4.0, metavar="MB",
-        help="largest request body accepted, in MB (default: 4.0)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--timeout", type=number(POSITIVE_FLOAT), default=10.0, metavar="S",
-        help="seconds a request may wait for its answer (default: 10.0)",
-    )  # fmt: skip
+    for flag, kind, default, metavar, text in SERVE_NUMBERS:
+        parser.add_argument(
+            flag, type=number(kind), default=default, metavar=metavar,
+            help=f"{text} (default: {default})",
+        )  # fmt: skip
     flags.add_verbose_argument(parser)
 
 
