@@ -81,10 +81,7 @@ def evaluate(model, data, batch_size: int = 1000, precision: str | None = None) 
     x = check_images(data[0], "x", members[0].input_shape)
     y = check_labels(data[1], len(x), members[0].num_classes, "y")
     if len(members) > 1 or not isinstance(members[0], Model):
-        probabilities, labels = predict(members, x, batch_size, precision)
-        chosen = probabilities[np.arange(len(y)), y].astype(np.float64)
-        loss = float(-np.log(np.maximum(chosen, np.finfo(np.float32).tiny)).mean())
-        return {"loss": loss, "accuracy": float((labels == y).mean()), "count": len(x)}
+        return scores(predict(members, x, batch_size, precision)[0], y)
     sums = _batch_sums(members[0], precision)
     total_loss, total_hits = 0.0, 0
     for images, labels in eval_dataset(x, y, batch_size):
@@ -94,6 +91,38 @@ def evaluate(model, data, batch_size: int = 1000, precision: str | None = None) 
     return {"loss": total_loss / len(x), "accuracy": total_hits / len(x), "count": len(x)}
 
 
+def member_probabilities(
+    model, x, batch_size: int = 1000, precision: str | None = None
+) -> list[np.ndarray]:
+    """Each member's softmax probabilities (N, classes) of images ``x`` (see :func:`predict`)."""
+    members = members_of(model)
+    x = check_images(x, "x", members[0].input_shape)
+    parts = []
+    for member in members:
+        if isinstance(member, Model):
+            run = _batch_probabilities(member, precision)
+        else:
+            run = member.probabilities
+        parts.append(
+            np.concatenate([np.asarray(run(b)) for b in eval_dataset(x, None, batch_size)])
+        )
+    return parts
+
+
+def mean_probabilities(parts: list[np.ndarray]) -> np.ndarray:
+    """The ensemble's probabilities: the members' averaged, as float32."""
+    return (sum(parts[1:], parts[0]) / len(parts)).astype(np.float32)
+
+
+def scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """``{"loss", "accuracy", "count"}`` of ``probabilities`` against integer ``labels``; the
+    loss is the mean cross-entropy."""
+    chosen = probabilities[np.arange(len(labels)), labels].astype(np.float64)
+    loss = float(-np.log(np.maximum(chosen, np.finfo(np.float32).tiny)).mean())
+    accuracy = float((probabilities.argmax(axis=1) == labels).mean())
+    return {"loss": loss, "accuracy": accuracy, "count": len(labels)}
+
+
 def predict(
     model, x, batch_size: int = 1000, precision: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -101,17 +130,7 @@ def predict(
     model or of an ensemble (a list of models: the mean of their probabilities). Members
     may be rawtf models or exported SavedModels (:class:`rawtf.export.ExportedModel`);
     ``precision="bf16"`` computes rawtf models in bfloat16."""
-    members = members_of(model)
-    x = check_images(x, "x", members[0].input_shape)
-    total = None
-    for member in members:
-        if isinstance(member, Model):
-            run = _batch_probabilities(member, precision)
-        else:
-            run = member.probabilities
-        part = np.concatenate([np.asarray(run(b)) for b in eval_dataset(x, None, batch_size)])
-        total = part if total is None else total + part
-    probs = (total / len(members)).astype(np.float32)
+    probs = mean_probabilities(member_probabilities(model, x, batch_size, precision))
     return probs, probs.argmax(axis=1)
 
 

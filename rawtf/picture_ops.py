@@ -55,7 +55,7 @@ def _span(any_ink):
 def mnist_style(grey):
     """The MNIST-style float32 [28, 28] picture in [0, 1] of a float grey picture [H, W]
     with levels 0-255. A picture with no ink (nothing ``INK_THRESHOLD`` above the paper)
-    gives all zeros; :func:`has_ink` tells them apart."""
+    gives all zeros (every other picture has a pixel at 1)."""
     ink = ink_of(grey)
     mask = ink > INK_THRESHOLD
     return tf.cond(
@@ -108,11 +108,6 @@ def _place_thick_enough(ink, mask):
     )[2]
 
 
-def has_ink(grey):
-    """Whether the picture has any ink for :func:`mnist_style` to find."""
-    return tf.reduce_any(ink_of(grey) > INK_THRESHOLD)
-
-
 def _place(ink, mask):
     """``(field, scale)``: the ink under ``mask``'s bounding box placed in 28x28, and the
     factor its picture was scaled by."""
@@ -140,8 +135,9 @@ def _place(ink, mask):
 
 @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)], autograph=False)
 def placed(grey):
-    """``(mnist_style(grey), has_ink(grey))``, compiled once for pictures of any size."""
-    return mnist_style(grey), has_ink(grey)
+    """``(mnist_style(grey), whether it found ink)``, compiled once for pictures of any size."""
+    field = mnist_style(grey)
+    return field, tf.reduce_max(field) > 0
 
 
 def _uint(contents, start: int, length: int, little_endian: bool):
@@ -223,5 +219,5 @@ def pictures_to_inputs(contents):
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 def placed_bytes(contents):
     """:func:`placed` of one encoded picture's bytes: what ``serving_image`` feeds the model."""
-    grey = decode_grey(contents)
-    return mnist_style(grey), has_ink(grey)
+    field = mnist_style(decode_grey(contents))
+    return field, tf.reduce_max(field) > 0

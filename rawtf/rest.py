@@ -57,12 +57,16 @@ class Request:
     rows: bool
 
 
-def parse_predict(body: bytes, specs: dict[str, Spec]) -> Request:
-    """The predict request in ``body`` (TF Serving's JSON) against ``specs`` by signature."""
+def _json(body: bytes) -> Any:
     try:
-        payload = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise RequestError(f"malformed JSON: {e}") from None
+
+
+def parse_predict(body: bytes, specs: dict[str, Spec]) -> Request:
+    """The predict request in ``body`` (TF Serving's JSON) against ``specs`` by signature."""
+    payload = _json(body)
     if not isinstance(payload, dict):
         raise RequestError("the request must be a JSON object")
     name = payload.get("signature_name") or "serving_default"
@@ -130,11 +134,7 @@ def _bytes(item: Any, index: int) -> bytes:
 
 def parse_picture(body: bytes) -> bytes:
     """The picture in a ``{"b64": "..."}`` request body."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise RequestError(f"malformed JSON: {e}") from None
-    return _bytes(payload, 0)
+    return _bytes(_json(body), 0)
 
 
 def answer(request: Request, probabilities: np.ndarray, classes: np.ndarray) -> bytes:

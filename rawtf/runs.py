@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rawtf import data, kaggle, mnist, optim, saving, schedules
+from rawtf import data, kaggle, metrics, mnist, optim, saving, schedules
 from rawtf._io import CONFIG_LIMIT, read_text, write_json
 from rawtf._tf import import_tensorflow
 from rawtf._version import __version__
@@ -407,9 +407,17 @@ def evaluate_run(
     x, y = test if test is not None else train
     models = [run.model] if isinstance(run, Run) else list(run)
     folder = Path(plots) if plots is not None else run.plots if isinstance(run, Run) else None
-    members = [evaluate(m, (x, y), precision=precision) for m in models] if len(models) > 1 else []
-    result = evaluate(models, (x, y), precision=precision)
-    probabilities, predictions = predict(models, x, precision=precision)
+    members: list[dict[str, float]] = []
+    if len(models) > 1:  # each member's probabilities once, for its own result and the mean
+        parts = metrics.member_probabilities(models, x, precision=precision)
+        y = data.check_labels(y, len(x), models[0].num_classes, "y")
+        members = [metrics.scores(part, y) for part in parts]
+        probabilities = metrics.mean_probabilities(parts)
+        result = metrics.scores(probabilities, y)
+    else:
+        result = evaluate(models[0], (x, y), precision=precision)
+        probabilities, _ = predict(models[0], x, precision=precision)
+    predictions = probabilities.argmax(axis=1)
     matrix = confusion_matrix(y, predictions, models[0].num_classes)
     figures = []
     if folder is not None:
