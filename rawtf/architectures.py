@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rawtf.errors import ConfigError
 from rawtf.specs import BatchNorm, Conv, Dense, Dropout, Flatten, Pool, Spec
 
 Settings = Mapping[str, Any]
@@ -86,11 +87,19 @@ def deep_bn(s: Settings, classes: int) -> list[Spec]:
 
 
 def small_bn(s: Settings, classes: int) -> list[Spec]:
-    w = s["width"]
+    w, count, stride = s["width"], s["blocks"], s["stem_stride"]
+    for name in ("width", "fc", "blocks", "stem_stride"):
+        if not isinstance(s[name], int) or isinstance(s[name], bool) or s[name] < 1:
+            raise ConfigError(f"small_bn: {name} must be a positive integer, got {s[name]!r}")
     blocks: list[Spec] = []
-    for i, filters in enumerate((w, 2 * w, 4 * w), start=1):
-        blocks += [Conv(f"conv{i}", 3, filters), Pool(f"pool{i}"), BatchNorm(f"bn{i}")]
-    return [*blocks, Flatten(), Dense("fc", s["fc"]), BatchNorm("bn4"), Dense("out", classes)]
+    for i in range(1, count + 1):
+        filters = w * 2 ** (i + 2 - count)  # the last block has 4 * width filters
+        # A strided first convolution takes a 5x5 window, so that no pixel goes unseen.
+        kernel, step = (5, stride) if i == 1 and stride > 1 else (3, 1)
+        blocks += [Conv(f"conv{i}", kernel, filters, stride=step), Pool(f"pool{i}")]
+        blocks += [BatchNorm(f"bn{i}")]
+    fc = [Dense("fc", s["fc"]), BatchNorm(f"bn{count + 1}"), Dense("out", classes)]
+    return [*blocks, Flatten(), *fc]
 
 
 #: Each built-in network's layers and default settings, by model name.
@@ -106,5 +115,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "kaggle": {"conv_dropout": 0.25, "fc_dropout": 0.5},
     "three_conv": {},
     "deep_bn": {"dropout_rate": 0.4, "bn_momentum": 0.99, "bn_epsilon": 1e-3, "bn_fused": False},
-    "small_bn": {"width": 16, "fc": 128, "bn_momentum": 0.9, "bn_epsilon": 1e-3, "bn_fused": True},
+    "small_bn": {
+        "width": 16,
+        "fc": 128,
+        "blocks": 3,
+        "stem_stride": 1,
+        "bn_momentum": 0.9,
+        "bn_epsilon": 1e-3,
+        "bn_fused": True,
+    },
 }

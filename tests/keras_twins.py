@@ -83,11 +83,15 @@ def keras_twin(name: str, dropout: bool = True):
             drop(0.4, "dropout3"),
             dense("out", 10, None),
         ]
-    elif name == "small_bn":
+    elif name in ("small_bn", "small_bn/fast"):
+        # small_bn/fast: the fast recipe's two blocks, the first a 5x5 stride-2 convolution.
+        width, blocks = (8, 2) if name == "small_bn/fast" else (16, 3)
         stack = []
-        for i, filters in enumerate((16, 32, 64), start=1):
+        for i in range(1, blocks + 1):
+            filters = 4 * width // 2 ** (blocks - i)
+            stem = i == 1 and name == "small_bn/fast"
             stack += [
-                layers.Conv2D(filters, 3, padding="same", name=f"conv{i}"),
+                layers.Conv2D(filters, 5 if stem else 3, 2 if stem else 1, "same", name=f"conv{i}"),
                 layers.MaxPool2D(2, padding="same", name=f"pool{i}"),
                 bn(f"bn{i}", momentum=0.9),
                 layers.ReLU(name=f"relu{i}"),
@@ -95,13 +99,14 @@ def keras_twin(name: str, dropout: bool = True):
         stack += [
             layers.Flatten(name="flatten"),
             layers.Dense(128, name="fc"),
-            bn("bn4", momentum=0.9),
-            layers.ReLU(name="relu4"),
+            bn(f"bn{blocks + 1}", momentum=0.9),
+            layers.ReLU(name=f"relu{blocks + 1}"),
             dense("out", 10, None),
         ]
     else:
         raise KeyError(name)
-    return keras.Sequential([keras.Input((28, 28, 1)), *stack], name=f"{name}_twin")
+    twin_name = name.replace("/", "_")
+    return keras.Sequential([keras.Input((28, 28, 1)), *stack], name=f"{twin_name}_twin")
 
 
 def counterparts(model, layer) -> list:

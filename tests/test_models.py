@@ -142,3 +142,27 @@ def test_flops_per_image_closed_form():
         26 * 26 * 9 * 64 + 11 * 11 * 9 * 64 * 64 + 3 * 3 * 9 * 64 * 64 + 64 * 64 + 64 * 32 + 32 * 10
     )
     assert three.flops_per_image() == expected
+
+
+def test_small_bn_blocks_and_strided_stem_closed_form():
+    """The fast recipe's small_bn (two blocks, 5x5 stride-2 first convolution, width 8):
+    its layer shapes, parameter count and FLOPs worked out by hand."""
+    model = models.get_model("small_bn", width=8, blocks=2, stem_stride=2)
+    shapes = dict(model.layer_shapes())
+    assert shapes["conv1"] == (None, 14, 14, 16) and shapes["pool1"] == (None, 7, 7, 16)
+    assert shapes["conv2"] == (None, 7, 7, 32) and shapes["pool2"] == (None, 4, 4, 32)
+    assert shapes["flatten"] == (None, 512) and shapes["out"] == (None, 10)
+    trainable = (25 * 16 + 16) + 2 * 16 + (9 * 16 * 32 + 32) + 2 * 32
+    trainable += (512 * 128 + 128) + 2 * 128 + (128 * 10 + 10)
+    assert model.count_params(trainable=True) == trainable
+    assert model.count_params() == trainable + 2 * (16 + 32 + 128)  # moving statistics
+    expected = 2 * (14 * 14 * 25 * 16 + 7 * 7 * 9 * 16 * 32 + 512 * 128 + 128 * 10)
+    assert model.flops_per_image() == expected
+    assert model(np.zeros((3, 28, 28), np.float32)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("setting", ["width", "fc", "blocks", "stem_stride"])
+def test_small_bn_rejects_bad_sizes(setting):
+    for bad in (0, 2.5, True):
+        with pytest.raises(ConfigError, match=f"small_bn: {setting} must be a positive integer"):
+            models.get_model("small_bn", **{setting: bad})

@@ -13,7 +13,16 @@ from rawtf import optim
 from tests.conftest import tf
 from tests.keras_twins import copy_weights, counterparts, keras_twin
 
-MODELS = ["tutorial", "kaggle", "three_conv", "deep_bn", "small_bn"]
+MODELS = ["tutorial", "kaggle", "three_conv", "deep_bn", "small_bn", "small_bn/fast"]
+
+
+def build(name, **settings):
+    """rawtf's model ``name``; ``small_bn/fast`` is small_bn with the fast recipe's settings
+    (written out independently in its Keras twin)."""
+    base, _, variant = name.partition("/")
+    if variant:
+        settings = {**rawtf.config.get_recipe(variant).model_settings, **settings}
+    return rawtf.get_model(base, **settings)
 
 
 def perturbed(name, seed=0):
@@ -21,8 +30,9 @@ def perturbed(name, seed=0):
     so that copying a wrong tensor cannot go unnoticed."""
     # Batch norm in its exact two-op form: the fused kernel rounds differently (it is
     # checked layer by layer against numpy in test_layers).
-    exact = {"bn_fused": False} if "bn_fused" in rawtf.models.get_model_class(name).defaults else {}
-    model = rawtf.get_model(name, seed=seed, **exact)
+    base = name.partition("/")[0]
+    exact = {"bn_fused": False} if "bn_fused" in rawtf.models.get_model_class(base).defaults else {}
+    model = build(name, seed=seed, **exact)
     for i, v in enumerate(model.variables):
         noise = tf.random.stateless_uniform(v.shape, seed=[seed, i], minval=0.0, maxval=0.2)
         v.assign_add(noise if "variance" in v.name else noise - 0.1)
@@ -31,7 +41,7 @@ def perturbed(name, seed=0):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_parameter_counts_equal(name):
-    model = rawtf.get_model(name)
+    model = build(name)
     twin = keras_twin(name)
     assert model.count_params() == twin.count_params()
     trainable = sum(int(np.prod(w.shape)) for w in twin.trainable_weights)
