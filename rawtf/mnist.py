@@ -203,6 +203,69 @@ def read_idx(
     return array
 
 
+# ------------------------------------------------------------ the decoded-array cache
+
+
+def decoded_cache_dir() -> Path:
+    """Where decoded IDX files are kept as ``.npy`` arrays: ``decoded/`` in
+    :func:`cache_dir`."""
+    return cache_dir() / "decoded"
+
+
+def _idx_header(array: np.ndarray) -> bytes:
+    """The IDX header of a uint8 ``array`` (what its payload digest starts with)."""
+    return bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+
+
+def _cached(path: Path, sha256: str | None, shape) -> tuple[np.ndarray | None, Path | None]:
+    """``(array or None, cache file or None)``: the decoded array of the IDX file ``path``
+    if the cache holds one for exactly these bytes (named by their SHA-256), of ``shape``
+    and, with ``sha256``, of that payload digest; else None and where to keep it."""
+    try:
+        if path.stat().st_size > MAX_IDX_BYTES:
+            return None, None
+        source = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None, None  # read_idx says what is wrong with the file
+    cached = decoded_cache_dir() / f"{source}.npy"
+    try:
+        array = np.load(cached, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None, cached
+    if array.dtype != np.uint8 or not _matches(array.shape, shape):
+        return None, cached
+    if sha256 is not None:
+        digest = hashlib.sha256(_idx_header(array))
+        digest.update(np.ascontiguousarray(array).data)
+        if digest.hexdigest() != sha256:
+            return None, cached
+    return array, cached
+
+
+def _keep(array: np.ndarray, cached: Path) -> None:
+    """Write ``array`` to the cache file ``cached``, atomically; a cache that cannot be
+    written is no cache."""
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, array, allow_pickle=False)
+    except (OSError, DataError):
+        pass
+
+
+def read_mnist_file(path: Path, sha256: str | None, shape) -> np.ndarray:
+    """The uint8 array of the IDX file ``path`` (see :func:`read_idx`), from the
+    decoded-array cache when it holds these exact bytes (about 5x faster than
+    decompressing), decoded and added to the cache otherwise."""
+    array, cached = _cached(path, sha256, shape)
+    if array is None:
+        array = read_idx(path, sha256=sha256, shape=shape, dtype=np.uint8)
+        if cached is not None:
+            _keep(array, cached)
+    return array
+
+
 def read_sha256sums(path: Path) -> dict[str, str]:
     """Parse a ``sha256sum``-style file: ``<hex digest>  <file name>`` per line."""
     sums: dict[str, str] = {}
@@ -343,7 +406,7 @@ def load_mnist(
         path = _find(directory, name)
         assert path is not None  # resolve_mnist_dir checked
         shape = MNIST_SHAPES[key] if verify else (None, 28, 28)[: len(MNIST_SHAPES[key])]
-        arrays[key] = read_idx(path, sha256=sums.get(name), shape=shape, dtype=np.uint8)
+        arrays[key] = read_mnist_file(path, sums.get(name), shape)
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):

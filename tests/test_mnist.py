@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 import struct
 import tracemalloc
@@ -251,3 +252,71 @@ def test_an_mnist_folder_refuses_an_oversized_header_before_reading(tmp_path):
         mnist_files.load_mnist(folder)
     with pytest.raises(DataError, match="over the 1048576-byte limit"):
         mnist_files.read_idx(big, max_bytes=1 << 20)
+
+
+def _decoded_reference():
+    """The four MNIST arrays read straight from the IDX files, past the cache."""
+    return {
+        name: mnist_files.read_idx(MNIST_DIR / (name + ".gz"))
+        for name in mnist_files.MNIST_FILES.values()
+    }
+
+
+def test_decoded_arrays_are_cached_and_checked(tmp_path, monkeypatch):
+    """The first load keeps each decoded file as .npy (named by the source file's SHA-256,
+    with umask permissions); later loads read only those, and a cache entry whose values
+    do not match the file's digest is decoded again and replaced."""
+    monkeypatch.setenv(mnist_files.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    reference = _decoded_reference()
+    old = os.umask(0o027)
+    try:
+        mnist_files.load_mnist(MNIST_DIR)
+    finally:
+        os.umask(old)
+    cached = {
+        name: mnist_files.decoded_cache_dir()
+        / f"{hashlib.sha256((MNIST_DIR / (name + '.gz')).read_bytes()).hexdigest()}.npy"
+        for name in reference
+    }
+    for name, path in cached.items():
+        assert (path.stat().st_mode & 0o777) == 0o640
+        np.testing.assert_array_equal(np.load(path, allow_pickle=False), reference[name])
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded an IDX file although the cache holds it")
+
+    monkeypatch.setattr(mnist_files, "read_idx", no_decoding)
+    (x, y), (xt, yt) = mnist_files.load_mnist(MNIST_DIR)
+    np.testing.assert_array_equal(x, reference["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(yt, reference["t10k-labels-idx1-ubyte"])
+    monkeypatch.undo()
+    monkeypatch.setenv(mnist_files.CACHE_DIR_ENV, str(tmp_path / "cache"))
+
+    altered = reference["t10k-labels-idx1-ubyte"].copy()
+    altered[0] = (altered[0] + 1) % 10
+    np.save(cached["t10k-labels-idx1-ubyte"], altered)
+    (_, _), (_, yt) = mnist_files.load_mnist(MNIST_DIR)
+    np.testing.assert_array_equal(yt, reference["t10k-labels-idx1-ubyte"])
+    restored = np.load(cached["t10k-labels-idx1-ubyte"], allow_pickle=False)
+    np.testing.assert_array_equal(restored, reference["t10k-labels-idx1-ubyte"])
+    cached["t10k-labels-idx1-ubyte"].write_bytes(b"not an npy file")
+    assert mnist_files.load_mnist(MNIST_DIR)[1][1][0] == reference["t10k-labels-idx1-ubyte"][0]
+
+
+def test_the_cache_never_hides_a_damaged_file(tmp_path, monkeypatch):
+    """A folder whose file differs from the cached one is read and checked as ever; a cache
+    that cannot be written is no cache."""
+    monkeypatch.setenv(mnist_files.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    mnist_files.load_mnist(MNIST_DIR)  # fills the cache
+    folder = tmp_path / "d"
+    shutil.copytree(MNIST_DIR, folder)
+    labels = mnist_files.read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+    labels[0] = (labels[0] + 1) % 10
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: SHA-256 mismatch"):
+        mnist_files.load_mnist(folder)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv(mnist_files.CACHE_DIR_ENV, str(blocked))
+    (x, _), _ = mnist_files.load_mnist(MNIST_DIR)
+    assert x.shape == (60000, 28, 28) and blocked.read_text() == ""
