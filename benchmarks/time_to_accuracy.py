@@ -54,7 +54,7 @@ def main() -> int:
     parser.add_argument("--recipe", default="fast")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--target", type=float, default=0.99, help="mean accuracy to reach")
-    parser.add_argument("--floor", type=float, default=0.989, help="no seed may fall below")
+    parser.add_argument("--floor", type=float, default=0.99, help="no seed may fall below")
     parser.add_argument("extra", nargs="*", help="more flags for rawtf train (after --)")
     args = parser.parse_args()
     walls, accuracies = [], []

@@ -156,6 +156,11 @@ class TrainConfig:
     augment: bool = setting(
         False, "random rotation (±10°), zoom (±10%%) and shift (±10%%) of training images"
     )
+    label_smoothing: float = setting(
+        0.0,
+        "train against targets with this weight spread evenly over every class",
+        number=FRACTION,
+    )
     precision: str = setting(
         "fp32", "bf16: bfloat16 mixed precision, float32 weights and loss", choices=PRECISIONS
     )
@@ -235,7 +240,14 @@ SETTINGS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(
 
 RECIPES: dict[str, TrainConfig] = {
     "fast": TrainConfig(
-        recipe="fast", model="small_bn", epochs=1, batch_size=256, lr=2e-2, precision="bf16"
+        recipe="fast",
+        model="small_bn",
+        model_settings={"width": 8, "blocks": 2, "stem_stride": 2},
+        epochs=2,
+        batch_size=256,
+        lr=3e-2,
+        label_smoothing=0.1,
+        train_limit=50000,
     ),
     "best": TrainConfig(
         recipe="best",

@@ -338,6 +338,7 @@ def _fit(config, model, optimizer, train, validation, strategy, run_dir, options
             augment=config.augment,
             logdir=config.logdir,
             precision=config.precision,
+            label_smoothing=config.label_smoothing,
             strategy=strategy,
             checkpoint_dir=checkpoints,
             **options,

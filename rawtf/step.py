@@ -31,10 +31,18 @@ def compiled(model, key: Hashable, make: Callable[[], Callable]) -> Callable:
     return per_model[key]
 
 
-def loss_and_hits(logits, labels):
+def loss_and_hits(logits, labels, label_smoothing: float = 0.0):
     """``(per-example softmax cross-entropy, count of argmax hits as int64)`` for integer
-    ``labels``: the one definition that training and evaluation share."""
+    ``labels``: the one definition that training and evaluation share. With
+    ``label_smoothing`` ``e`` the target puts ``1 - e`` on the label and spreads ``e``
+    evenly over all classes (as Keras's ``label_smoothing``)::
+
+        loss = (1 - e) * cross_entropy + e * mean over classes of -log softmax(logits)
+    """
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    if label_smoothing:
+        uniform = -tf.reduce_mean(tf.nn.log_softmax(logits), axis=1)
+        losses = (1.0 - label_smoothing) * losses + label_smoothing * uniform
     predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
     hits = tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int64))
     return losses, hits
@@ -45,7 +53,7 @@ def step_seed(seed: int, step: int) -> tf.Tensor:
     return tf.constant([int(seed), int(step)], tf.int64)
 
 
-def _replica_gradients(model, variables, precision):
+def _replica_gradients(model, variables, precision, label_smoothing):
     """``(images, labels, seed) -> (loss, hits, gradients, count)`` of one replica's share
     of a batch; under a strategy the sums and gradients are all-reduced over replicas and
     the loss is ``sum(per-example losses) / global batch``."""
@@ -59,7 +67,7 @@ def _replica_gradients(model, variables, precision):
             count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
         with tf.GradientTape() as tape:
             logits = model(images, training=True, seed=seed, precision=precision)
-            losses, hits = loss_and_hits(logits, labels)
+            losses, hits = loss_and_hits(logits, labels, label_smoothing)
             loss = tf.reduce_sum(losses) / count
         grads = tape.gradient(loss, variables)
         if replicas > 1:
@@ -70,7 +78,13 @@ def _replica_gradients(model, variables, precision):
     return gradients
 
 
-def step_body(model, optimizer: Optimizer, strategy=None, precision: str | None = None):
+def step_body(
+    model,
+    optimizer: Optimizer,
+    strategy=None,
+    precision: str | None = None,
+    label_smoothing: float = 0.0,
+):
     """The uncompiled step ``(images, labels, seed) -> (mean loss, hits, loss is finite,
     count)``, which applies one update unless the loss is not finite (then the weights stay
     as they were). Builds the optimiser's slots (under the strategy's scope) first."""
@@ -78,7 +92,7 @@ def step_body(model, optimizer: Optimizer, strategy=None, precision: str | None 
     compute_dtype(precision)  # an unknown precision fails here, before any tracing
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         optimizer.build(variables)
-    gradients = _replica_gradients(model, variables, precision)
+    gradients = _replica_gradients(model, variables, precision, float(label_smoothing))
 
     def update(loss, hits, grads, count):
         finite = tf.math.is_finite(loss)
@@ -102,17 +116,24 @@ def step_body(model, optimizer: Optimizer, strategy=None, precision: str | None 
     return distributed
 
 
-def make_train_step(model, optimizer: Optimizer, strategy=None, precision: str | None = None):
+def make_train_step(
+    model,
+    optimizer: Optimizer,
+    strategy=None,
+    precision: str | None = None,
+    label_smoothing: float = 0.0,
+):
     """A compiled step ``(images, labels, seed) -> (mean loss, hits, loss is finite)``;
     ``seed`` is the step's stateless ``[2]`` dropout seed (:func:`step_seed`).
 
     With a ``tf.distribute`` ``strategy`` the step takes distributed batches: each replica
     computes its share of the loss, the gradients are summed across replicas, and every
     replica applies the same update. ``precision="bf16"`` computes the forward and backward
-    passes in bfloat16 (float32 variables and loss)."""
+    passes in bfloat16 (float32 variables and loss). ``label_smoothing`` smooths the
+    training targets (:func:`loss_and_hits`)."""
 
     def make():
-        body = step_body(model, optimizer, strategy, precision)
+        body = step_body(model, optimizer, strategy, precision, label_smoothing)
 
         @tf.function(autograph=False)  # plain TF control flow: no AutoGraph transpiling
         def train_step(images, labels, seed):
@@ -120,10 +141,16 @@ def make_train_step(model, optimizer: Optimizer, strategy=None, precision: str |
 
         return train_step
 
-    return compiled(model, ("step", optimizer, strategy, precision), make)
+    return compiled(model, ("step", optimizer, strategy, precision, label_smoothing), make)
 
 
-def make_train_loop(model, optimizer: Optimizer, strategy=None, precision: str | None = None):
+def make_train_loop(
+    model,
+    optimizer: Optimizer,
+    strategy=None,
+    precision: str | None = None,
+    label_smoothing: float = 0.0,
+):
     """A compiled loop ``(iterator, seed, first_step, count) -> (loss sum, hits, steps
     done, all finite, last loss)`` that runs up to ``count`` training steps inside one
     ``tf.function`` call, drawing each batch from ``iterator`` (global step ``first_step + i``
@@ -132,7 +159,7 @@ def make_train_loop(model, optimizer: Optimizer, strategy=None, precision: str |
     Like Keras's ``steps_per_execution``, this leaves Python once per ``count`` steps."""
 
     def make():
-        body = step_body(model, optimizer, strategy, precision)
+        body = step_body(model, optimizer, strategy, precision, label_smoothing)
 
         @tf.function(autograph=False)  # plain TF control flow: no AutoGraph transpiling
         def train_loop(iterator, seed, first_step, count):
@@ -166,4 +193,4 @@ def make_train_loop(model, optimizer: Optimizer, strategy=None, precision: str |
 
         return train_loop
 
-    return compiled(model, ("loop", optimizer, strategy, precision), make)
+    return compiled(model, ("loop", optimizer, strategy, precision, label_smoothing), make)

@@ -76,8 +76,10 @@ def _check_strategy(model, strategy) -> None:
 class _Loop:
     """The compiled multi-step loop bound to one run's data and settings."""
 
-    def __init__(self, model, optimizer, x, y, batch_size, seed, augment, strategy, precision):
-        self.run = step.make_train_loop(model, optimizer, strategy, precision)
+    def __init__(
+        self, model, optimizer, x, y, batch_size, seed, augment, strategy, precision, smoothing
+    ):
+        self.run = step.make_train_loop(model, optimizer, strategy, precision, smoothing)
         # Distributed runs drop a short last batch, so that no replica is ever handed nothing.
         self.drop = strategy is not None and strategy.num_replicas_in_sync > 1
         self.steps = steps_per_epoch(len(x), batch_size, drop_remainder=self.drop)
@@ -184,6 +186,7 @@ def fit(
     strategy=None,
     precision: str | None = None,
     steps_per_execution: int = 32,
+    label_smoothing: float = 0.0,
 ) -> History:
     """Train ``model`` on ``train_data = (x, y)`` until epoch ``initial_epoch + epochs`` and
     return the :class:`~rawtf.callbacks.History` (train loss/accuracy, validation
@@ -212,9 +215,14 @@ def fit(
     ``tf.distribute`` strategy, model and optimiser built under its scope) trains data
     parallel, ``batch_size`` being the global batch. ``steps_per_execution`` steps run per
     compiled call; checkpoints and Ctrl-C still land on exact steps, and the result does not
-    depend on it.
+    depend on it. ``label_smoothing`` (in [0, 1)) trains against targets that put that
+    much weight evenly on every class (:func:`rawtf.step.loss_and_hits`); the training loss
+    reported is the smoothed one, validation losses are plain cross-entropy.
     """
     _check_arguments(epochs, batch_size, initial_epoch, steps_per_execution, optimizer, resume)
+    number = isinstance(label_smoothing, (int, float)) and not isinstance(label_smoothing, bool)
+    if not (number and 0.0 <= label_smoothing < 1.0):
+        raise ConfigError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
     if save_every_steps is not None:
         check_int("save_every_steps", save_every_steps)
     x, y = _pair(train_data, "train_data", "train", model)
@@ -234,7 +242,9 @@ def fit(
             )
         )
     hooks += [as_callback(c) for c in callbacks]
-    loop = _Loop(model, optimizer, x, y, batch_size, seed, augment, strategy, precision)
+    loop = _Loop(
+        model, optimizer, x, y, batch_size, seed, augment, strategy, precision, label_smoothing
+    )
     progress = Progress(initial_epoch, loop.steps, initial_epoch + epochs, seed)
     try:
         for hook in hooks:

@@ -326,13 +326,15 @@ def test_train_with_a_recipe_records_its_settings(capsys, tmp_path):
         str(tmp_path / "run"),
     )
     assert code == 0, err
-    assert "training small_bn on 1024 images for 1 epoch(s) (recipe fast)" in out
+    assert "training small_bn on 1024 images for 2 epoch(s) (recipe fast)" in out
     assert re.search(r"wall time from TensorFlow import to the test result: \d+\.\ds", out)
     assert RESULT_LINE.match(out.strip().splitlines()[-1])
     settings = rawtf.runs.read_config(tmp_path / "run")["train"]
-    assert settings["recipe"] == "fast" and settings["precision"] == "bf16"
+    assert settings["recipe"] == "fast" and settings["label_smoothing"] == 0.1
+    assert settings["train_limit"] == 1024  # the flag wins over the recipe's 50000
     model = rawtf.load_run(tmp_path / "run").model
     assert model.model_name == "small_bn" and model.settings["bn_fused"] is True
+    assert (model.settings["blocks"], model.settings["stem_stride"]) == (2, 2)
 
 
 @pytest.mark.parametrize(

@@ -85,11 +85,13 @@ def test_recipes_are_complete_valid_configs():
     fast = RECIPES["fast"]
     assert (fast.model, fast.epochs, fast.batch_size, fast.lr, fast.precision) == (
         "small_bn",
-        1,
+        2,
         256,
-        2e-2,
-        "bf16",
+        3e-2,
+        "fp32",
     )
+    assert (fast.label_smoothing, fast.train_limit) == (0.1, 50000)
+    assert fast.model_settings == {"width": 8, "blocks": 2, "stem_stride": 2}
 
 
 def test_flags_win_over_a_recipe_which_wins_over_the_base():
