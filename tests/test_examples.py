@@ -135,3 +135,21 @@ def test_kaggle_example_trains_exactly_as_the_command(tmp_path, small_mnist):
     assert _losses(tmp_path / "bf16")[0] != example_losses[0]
     settings = rawtf.runs.read_config(tmp_path / "bf16")["train"]
     assert settings["precision"] == "bf16" and settings["deterministic"] is True
+
+
+def test_ensemble_example_reports_members_then_the_mean(tmp_path, mnist, capsys):
+    """Two fast-recipe members: each one's result, then the ensemble's as the last line,
+    which is the accuracy of the mean of the members' probabilities computed here; run
+    again, the finished members are kept, not retrained."""
+    argv = ["--out", str(tmp_path / "ens"), "--recipe", "fast", "--members", "2"]
+    assert example("train_ensemble").main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"member seed 1: test_accuracy=0\.\d{4} test_loss=\d\.\d{4}", lines[-2])
+    members = [rawtf.load_run(tmp_path / "ens" / f"seed-{s}").model for s in (0, 1)]
+    _, (xt, yt) = mnist
+    mean = np.mean([rawtf.predict(m, xt)[0] for m in members], axis=0)
+    assert lines[-1].startswith(f"test_accuracy={np.mean(mean.argmax(axis=1) == yt):.4f} ")
+    assert example("train_ensemble").main(argv) == 0
+    again = capsys.readouterr().out
+    assert "already trained, kept" in again and again.strip().splitlines()[-1] == lines[-1]
+    assert "trained 0 member(s)" in again

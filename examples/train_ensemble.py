@@ -1,0 +1,75 @@
+"""Train an ensemble (one recipe, several seeds) and test the average of its members'
+probabilities.
+
+    python examples/train_ensemble.py --out runs/ensemble      # 3 x best recipe, 18 epochs
+    python examples/train_ensemble.py --out runs/ens5 --members 5 --epochs 8
+    python examples/train_ensemble.py --out runs/quick --recipe fast --members 5
+
+Each member is an ordinary run folder, ``OUT/seed-N``: the same as
+``rawtf train --recipe RECIPE --epochs E --seed N --out OUT/seed-N``, so a member cut short
+continues with ``rawtf train --out OUT/seed-N --resume`` and members already finished are
+kept (run the script again to train only the missing ones). Prints each member's test
+result, then the ensemble's, which is the line ``rawtf evaluate OUT/seed-*`` ends with too.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rawtf import flags
+from rawtf.cli import result_line, run_guarded
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train_ensemble.py",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder of the members")
+    parser.add_argument("--recipe", default="best", choices=("best", "fast"))
+    parser.add_argument("--members", type=int, default=3, metavar="N", help="(default: 3)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, metavar="N", help="(default: 18 for best)"
+    )
+    parser.add_argument("--first-seed", type=int, default=0, metavar="N", help="(default: 0)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help="MNIST folder")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = flags.parse_and_start(build_parser(), argv)
+    from rawtf import config, runs
+    from rawtf.errors import UsageError
+
+    for name in ("members", "epochs", "first_seed"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "first_seed" else 1):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be a positive integer, got {value}")
+    epochs = args.epochs or (18 if args.recipe == "best" else None)
+    models, trained, started = [], 0, time.perf_counter()
+    for seed in range(args.first_seed, args.first_seed + args.members):
+        folder = Path(args.out) / f"seed-{seed}"
+        if (folder / runs.MODEL).is_dir():
+            print(f"member seed {seed}: {folder} is already trained, kept")
+            models.append(runs.load_run(folder).model)
+            continue
+        given = {"recipe": args.recipe, "seed": seed, "data_dir": args.data_dir}
+        if epochs:
+            given["epochs"] = epochs
+        result = runs.train_run(config.resolve(given), folder)
+        print(f"member seed {seed}: {result_line(result.test)} ({result.seconds:.0f} s)")
+        models.append(result.model)
+        trained += 1
+    print(f"trained {trained} member(s) in {time.perf_counter() - started:.0f} s")
+    evaluation = runs.evaluate_run(models, data_dir=args.data_dir, print_fn=lambda line: None)
+    for seed, member in enumerate(evaluation.members, start=args.first_seed):
+        print(f"member seed {seed}: {result_line(member)}")
+    print(result_line(evaluation.result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_guarded(main))
