@@ -174,7 +174,8 @@ def batch_norm(
         moving_variance = momentum * moving_variance + (1 - momentum) * var
 
     Outside training the moving statistics are used and nothing changes. With ``fused``,
-    NHWC inputs use TensorFlow's fused kernel (in inference too); in training its variance
+    TensorFlow's fused kernel is used (in inference too; (N, C) inputs go through it as
+    (N, 1, 1, C), a few kernels fewer than the moments); in training its variance
     output carries Bessel's ``n/(n-1)``, which is undone so the moving variance matches the
     biased one. The fused kernel rounds differently (about 1e-6 relative per layer, which a
     deep stack of normalisations amplifies), so the default is the exact two-op form.
@@ -189,7 +190,19 @@ def batch_norm(
     channels = gamma.shape[-1]
     if x.shape[-1] is not None and x.shape[-1] != channels:
         raise ShapeError(f"batch_norm: input has {x.shape[-1]} channels but gamma has {channels}")
-    fused = fused and x.shape.rank == 4
+    if fused and x.shape.rank == 2:
+        y = batch_norm(
+            x[:, tf.newaxis, tf.newaxis, :],
+            gamma,
+            beta,
+            moving_mean,
+            moving_variance,
+            training,
+            momentum,
+            epsilon,
+            fused,
+        )
+        return y[:, 0, 0, :]
     if x.dtype != tf.float32 and not fused:
         y = batch_norm(
             tf.cast(x, tf.float32),

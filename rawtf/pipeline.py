@@ -77,20 +77,19 @@ def train_dataset(
     :func:`rawtf.data.check_labels`), or those arrays already made tensors, which a caller
     running many epochs does once. ``augment`` warps each batch with random affine
     transforms drawn from ``(seed, epoch, step)``."""
-    order = epoch_order(len(x), seed, epoch)[start_step * batch_size :]
+    rest = epoch_order(len(x), seed, epoch)[start_step * batch_size :]
+    count = len(rest) // batch_size if drop_remainder else -(-len(rest) // batch_size)
+    order = tf.constant(rest)
     images, labels = tf.convert_to_tensor(x), tf.convert_to_tensor(y)  # no copy if tensors
-    batches = tf.data.Dataset.from_tensor_slices(order).batch(
-        batch_size, drop_remainder=drop_remainder
-    )
-    steps = tf.data.Dataset.range(start_step, start_step + len(order))
-    ds = tf.data.Dataset.zip((batches, steps))
 
-    def load(idx, step):
+    def load(i):  # batch i of the rest: one slice of the order, not an element at a time
+        idx = order[i * batch_size : (i + 1) * batch_size]
         batch = scale_pixels(tf.gather(images, idx))
         if augment is not None:
-            batch = random_affine(batch, seed, epoch, step, augment)
+            batch = random_affine(batch, seed, epoch, start_step + i, augment)
         return batch, tf.gather(labels, idx)
 
+    ds = tf.data.Dataset.range(count)
     return _prefetched(ds.map(load, num_parallel_calls=_parallel_calls(), deterministic=True))
 
 
