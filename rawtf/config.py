@@ -158,6 +158,12 @@ class TrainConfig:
     augment: bool = setting(
         False, "random rotation (±10°), zoom (±10%%) and shift (±10%%) of training images"
     )
+    ema: float = setting(
+        0.0,
+        "keep a moving average of the weights with this momentum (e.g. 0.999) and end "
+        "with it (0: off)",
+        number=FRACTION,
+    )
     label_smoothing: float = setting(
         0.0,
         "train against targets with this weight spread evenly over every class",

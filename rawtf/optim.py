@@ -28,17 +28,34 @@ class _Positions:
 
 class Optimizer(tf.Module):
     """Base class: keeps ``iterations``, the learning rate (a float, or a callable of the
-    step returning one), and per-variable slots named by :attr:`slot_names`."""
+    step returning one), and per-variable slots named by :attr:`slot_names`.
+
+    With ``ema_momentum`` it also keeps an exponential moving average of every variable,
+    updated after each step as Keras 3's ``use_ema`` does (the first step's average is the
+    variable itself)::
+
+        average = ema_momentum * average + (1 - ema_momentum) * theta
+
+    :meth:`finalize_variable_values` copies the averages into the variables (``fit`` does
+    so when training ends)."""
 
     slot_names: tuple[str, ...] = ()
 
     def __init__(
-        self, learning_rate: LearningRate, name: str, global_clipnorm: float | None = None
+        self,
+        learning_rate: LearningRate,
+        name: str,
+        global_clipnorm: float | None = None,
+        ema_momentum: float | None = None,
     ):
         super().__init__(name=name)
         if global_clipnorm is not None and not global_clipnorm > 0:
             raise ConfigError(f"{name}: global_clipnorm must be positive, got {global_clipnorm}")
         self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
+        if ema_momentum is not None and not 0.0 <= ema_momentum < 1.0:
+            raise ConfigError(f"{name}: ema_momentum must lie in [0, 1), got {ema_momentum}")
+        self.ema_momentum = None if ema_momentum is None else float(ema_momentum)
+        self.averages: list[tf.Variable] = []
         if not callable(learning_rate):
             try:
                 learning_rate = float(learning_rate)
@@ -87,6 +104,15 @@ class Optimizer(tf.Module):
                         for s in self.slot_names
                     }
                 )
+                if self.ema_momentum is not None:
+                    self.averages.append(
+                        tf.Variable(
+                            tf.zeros_like(var),
+                            trainable=False,
+                            name=f"{base}_average",
+                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                        )
+                    )
         self._positions = _Positions(variables)
         return self
 
@@ -125,7 +151,29 @@ class Optimizer(tf.Module):
             self._update(
                 grad, var, self.slots[index], tf.cast(lr, var.dtype), tf.cast(step, var.dtype)
             )
+        if self.ema_momentum is not None:
+            self._update_averages(variables)
         self.iterations.assign_add(1)
+
+    def _update_averages(self, variables: Sequence[tf.Variable]) -> None:
+        for var in variables:
+            index = self._positions.by_ref.get(var.ref())
+            if index is None:  # not built for it (it had no gradient): nothing to average
+                continue
+            average = self.averages[index]
+            momentum = tf.cast(tf.not_equal(self.iterations, 0), var.dtype) * self.ema_momentum
+            average.assign(momentum * average + (1.0 - momentum) * var)
+
+    def finalize_variable_values(self, variables: Sequence[tf.Variable]) -> None:
+        """With ``ema_momentum``, set each of ``variables`` to its moving average (once
+        training is over: the optimiser's own state is left as it was, so training can
+        continue from a checkpoint). Without it, nothing changes."""
+        if self.ema_momentum is None or not self.built or not int(self.iterations):
+            return
+        for var in variables:
+            index = self._positions.by_ref.get(var.ref())
+            if index is not None:
+                var.assign(self.averages[index])
 
     def _update(self, grad, var, slots, lr, step) -> None:
         raise NotImplementedError
@@ -158,8 +206,9 @@ class Adam(Optimizer):
         global_clipnorm: float | None = None,
         name: str = "adam",
         fused: bool = True,
+        ema_momentum: float | None = None,
     ):
-        super().__init__(learning_rate, name, global_clipnorm)
+        super().__init__(learning_rate, name, global_clipnorm, ema_momentum)
         self.fused = bool(fused)
         for label, value in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= value < 1.0:
@@ -222,8 +271,11 @@ class AdamW(Adam):
         global_clipnorm: float | None = None,
         name: str = "adamw",
         fused: bool = True,
+        ema_momentum: float | None = None,
     ):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, global_clipnorm, name, fused)
+        super().__init__(
+            learning_rate, beta_1, beta_2, epsilon, global_clipnorm, name, fused, ema_momentum
+        )
         if not weight_decay >= 0:
             raise ConfigError(f"{name}: weight_decay must be >= 0, got {weight_decay}")
         self.weight_decay = float(weight_decay)
@@ -251,8 +303,9 @@ class RMSprop(Optimizer):
         centered: bool = False,
         global_clipnorm: float | None = None,
         name: str = "rmsprop",
+        ema_momentum: float | None = None,
     ):
-        super().__init__(learning_rate, name, global_clipnorm)
+        super().__init__(learning_rate, name, global_clipnorm, ema_momentum)
         for label, value in (("rho", rho), ("momentum", momentum)):
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"{name}: {label} must lie in [0, 1), got {value}")
@@ -302,8 +355,9 @@ class SGD(Optimizer):
         nesterov: bool = False,
         global_clipnorm: float | None = None,
         name: str = "sgd",
+        ema_momentum: float | None = None,
     ):
-        super().__init__(learning_rate, name, global_clipnorm)
+        super().__init__(learning_rate, name, global_clipnorm, ema_momentum)
         if not 0.0 <= momentum < 1.0:
             raise ConfigError(f"{name}: momentum must lie in [0, 1), got {momentum}")
         if nesterov and momentum == 0:

@@ -260,7 +260,8 @@ def make_model_and_optimizer(config: TrainConfig, train_size: int, strategy=None
         model = get_model(config.model, init=config.init, seed=config.seed, **config.model_settings)
         total = data.steps_per_epoch(train_size, config.batch_size) * config.epochs
         rate = schedules.get_schedule(config.schedule, config.lr, total)
-        return model, optim.get_optimizer(config.optimizer, learning_rate=rate)
+        ema = {"ema_momentum": config.ema} if config.ema else {}
+        return model, optim.get_optimizer(config.optimizer, learning_rate=rate, **ema)
 
 
 def train_run(

@@ -215,7 +215,9 @@ def fit(
     ``tf.distribute`` strategy, model and optimiser built under its scope) trains data
     parallel, ``batch_size`` being the global batch. ``steps_per_execution`` steps run per
     compiled call; checkpoints and Ctrl-C still land on exact steps, and the result does not
-    depend on it. ``label_smoothing`` (in [0, 1)) trains against targets that put that
+    depend on it. An optimiser with ``ema_momentum`` leaves the model with the moving
+    average of its weights when training ends (validation during training sees the raw
+    weights). ``label_smoothing`` (in [0, 1)) trains against targets that put that
     much weight evenly on every class (:func:`rawtf.step.loss_and_hits`); the training loss
     reported is the smoothed one, validation losses are plain cross-entropy.
     """
@@ -258,6 +260,8 @@ def fit(
             progress.next_epoch(row)
             if any([bool(hook.on_epoch_end(progress, row)) for hook in hooks]):
                 break
+        # After the last checkpoint (which keeps the raw weights, to resume from).
+        optimizer.finalize_variable_values(model.trainable_variables)
         for hook in hooks:
             hook.on_train_end(progress)
     finally:

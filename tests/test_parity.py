@@ -201,6 +201,19 @@ OPTIMIZERS = [
     ),
     ("sgd", {}, keras.optimizers.SGD, {}),
     ("sgd", {"momentum": 0.9}, keras.optimizers.SGD, {"momentum": 0.9}),
+    # Moving averages of the weights (Keras's use_ema), compared after finalizing.
+    (
+        "adam",
+        {"fused": False, "ema_momentum": 0.9},
+        keras.optimizers.Adam,
+        {"use_ema": True, "ema_momentum": 0.9},
+    ),
+    (
+        "sgd",
+        {"momentum": 0.5, "ema_momentum": 0.6},
+        keras.optimizers.SGD,
+        {"momentum": 0.5, "use_ema": True, "ema_momentum": 0.6},
+    ),
     (
         "sgd",
         {"momentum": 0.9, "nesterov": True},
@@ -221,6 +234,12 @@ FUSED = [
     ("adam", {"global_clipnorm": 0.5}, keras.optimizers.Adam, {"global_clipnorm": 0.5}),
     ("adamw", {"learning_rate": 0.05}, keras.optimizers.AdamW, {"learning_rate": 0.05}),
     ("adamw", {"weight_decay": 0.1}, keras.optimizers.AdamW, {"weight_decay": 0.1}),
+    (
+        "adam",
+        {"ema_momentum": 0.99},
+        keras.optimizers.Adam,
+        {"use_ema": True, "ema_momentum": 0.99},
+    ),
 ]
 
 
@@ -252,3 +271,10 @@ def check_against_keras(rng, name, ours, theirs_cls, theirs, tolerance):
         keras_opt.apply_gradients(zip([tf.constant(x) for x in g], keras_vars, strict=True))
     for a, b in zip(ours_vars, keras_vars, strict=True):
         np.testing.assert_allclose(a.numpy(), np.asarray(b.numpy()), rtol=tolerance, atol=tolerance)
+    before = [v.numpy() for v in ours_vars]
+    ours_opt.finalize_variable_values(ours_vars)
+    keras_opt.finalize_variable_values(keras_vars)
+    for a, b in zip(ours_vars, keras_vars, strict=True):
+        np.testing.assert_allclose(a.numpy(), np.asarray(b.numpy()), rtol=tolerance, atol=tolerance)
+    moved = any(not np.array_equal(a, v.numpy()) for a, v in zip(before, ours_vars, strict=True))
+    assert moved == bool(ours.get("ema_momentum"))  # finalizing changes weights only with EMA

@@ -378,3 +378,46 @@ def test_label_smoothing_trains_on_the_smoothed_loss(small_mnist):
     for bad in (1.0, -0.1, "0.1", True):
         with pytest.raises(ConfigError, match="label_smoothing must be a number in"):
             rawtf.fit(model, rawtf.Adam(), (x, y), label_smoothing=bad, verbose=0)
+
+
+def test_fit_ends_with_the_moving_average_of_the_weights(small_mnist, tmp_path):
+    """With ``ema_momentum`` the model ends at the optimiser's averages, the raw weights of
+    the last step stay in the checkpoint (to resume from), and the average is the one
+    recomputed here from the weights after each step."""
+    (x, y), _ = small_mnist
+    model = rawtf.get_model("three_conv", seed=0)
+    optimizer = rawtf.Adam(1e-3, ema_momentum=0.5)
+    after_each_step, raw = [], {}
+
+    class Record(callbacks.Callback):
+        def on_steps_end(self, progress):
+            after_each_step.append([v.numpy() for v in model.trainable_variables])
+
+        def on_epoch_end(self, progress, row):
+            raw["last"] = [v.numpy() for v in model.trainable_variables]
+
+    rawtf.fit(
+        model,
+        optimizer,
+        (x[:256], y[:256]),
+        batch_size=64,
+        verbose=0,
+        callbacks=[Record()],
+        steps_per_execution=1,
+        checkpoint_dir=str(tmp_path / "c"),
+    )
+    expected = after_each_step[0]
+    for weights in after_each_step[1:]:
+        expected = [0.5 * e + 0.5 * w for e, w in zip(expected, weights, strict=True)]
+    for variable, value in zip(model.trainable_variables, expected, strict=True):
+        np.testing.assert_allclose(variable.numpy(), value, rtol=1e-5, atol=1e-6)
+    pairs = zip(model.trainable_variables, raw["last"], strict=True)
+    assert any(not np.allclose(v.numpy(), r) for v, r in pairs)
+    restored = rawtf.get_model("three_conv", seed=1)
+    tf.train.Checkpoint(model=restored).read(
+        tf.train.latest_checkpoint(tmp_path / "c")
+    ).expect_partial()
+    for variable, value in zip(restored.trainable_variables, raw["last"], strict=True):
+        np.testing.assert_array_equal(variable.numpy(), value)
+    with pytest.raises(ConfigError, match=r"ema_momentum must lie in \[0, 1\)"):
+        rawtf.Adam(ema_momentum=1.0)
