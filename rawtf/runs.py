@@ -69,7 +69,9 @@ class Run:
 class TrainResult:
     """What :func:`train_run` produced: the settings used (model defaults filled in), the
     trained model, its history, the test result (None without a labelled test set), the
-    wall seconds from ``started`` to the test result, and the run folder (or None)."""
+    wall seconds from ``started`` to the test result, the run folder (or None), and, with
+    a moving average of the weights and a validation split, the averaged weights' result
+    on it (the history's validation columns are the raw weights')."""
 
     config: TrainConfig
     model: Model
@@ -78,6 +80,7 @@ class TrainResult:
     test: dict[str, float] | None
     seconds: float
     directory: Path | None
+    averaged_validation: dict[str, float] | None = None
 
 
 # ------------------------------------------------------------------------------- data
@@ -313,6 +316,13 @@ def train_run(
     )
     result = evaluate(model, test) if test is not None else None
     seconds = time.perf_counter() - started
+    averaged = None
+    if config.ema and validation is not None:
+        averaged = evaluate(model, validation)
+        print_fn(
+            f"validation with the averaged weights: val_accuracy={averaged['accuracy']:.4f} "
+            f"val_loss={averaged['loss']:.4f}"
+        )
     if run_dir is not None:
         save_run(run_dir, model, history, config, train)
         title = f"{config.model} on {len(train[0])} images ({run_dir.name})"
@@ -321,7 +331,7 @@ def train_run(
             lambda p: p.plot_history(history, title=title),
             run_dir / PLOTS / "history.png",
         )
-    return TrainResult(config, model, history, len(train[0]), result, seconds, run_dir)
+    return TrainResult(config, model, history, len(train[0]), result, seconds, run_dir, averaged)
 
 
 def _fit(config, model, optimizer, train, validation, strategy, run_dir, options):

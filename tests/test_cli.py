@@ -442,3 +442,24 @@ def test_commands_say_which_files_they_wrote(capsys, trained_run, tmp_path):
     assert code == 0
     for name in ("stats.json", "first_images.png", "label_distribution.png"):
         assert f"wrote {tmp_path / 'explore' / name}" in out
+
+
+def test_ema_and_label_smoothing_flags_reach_the_run(capsys, tmp_path):
+    """--ema and --label-smoothing are recorded, and with a validation split the averaged
+    weights' validation result is printed (it is the final model's, evaluated here)."""
+    out_dir = tmp_path / "run"
+    code, out, err = run_main(
+        capsys,
+        "train",
+        *("--model", "three_conv", "--epochs", "1", "--train-limit", "600"),
+        *("--validation-split", "0.25", "--ema", "0.9", "--label-smoothing", "0.05"),
+        *("--out", str(out_dir)),
+    )
+    assert code == 0, err
+    settings = rawtf.runs.read_config(out_dir)["train"]
+    assert (settings["ema"], settings["label_smoothing"]) == (0.9, 0.05)
+    line = re.search(r"validation with the averaged weights: val_accuracy=(0\.\d{4})", out)
+    (x, y), _ = rawtf.load_mnist()
+    (_, _), (xv, yv) = rawtf.data.train_validation_split(x[:600], y[:600], 0.25, seed=0)
+    model = rawtf.load_run(out_dir).model
+    assert line and float(line.group(1)) == round(rawtf.evaluate(model, (xv, yv))["accuracy"], 4)
