@@ -37,7 +37,10 @@ class Optimizer(tf.Module):
         average = ema_momentum * average + (1 - ema_momentum) * theta
 
     :meth:`finalize_variable_values` copies the averages into the variables (``fit`` does
-    so when training ends)."""
+    so when training ends). As in Keras, batch-norm moving statistics are not averaged:
+    they were gathered with the raw weights, which is close enough only where the weights
+    settle at the end (a schedule annealed to a small rate); on a short run at a high rate
+    the averaged weights can be far worse."""
 
     slot_names: tuple[str, ...] = ()
 
