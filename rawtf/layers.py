@@ -9,6 +9,7 @@ TensorFlow, and are importable from here too.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from rawtf._tf import import_tensorflow
@@ -190,32 +191,23 @@ def batch_norm(
     channels = gamma.shape[-1]
     if x.shape[-1] is not None and x.shape[-1] != channels:
         raise ShapeError(f"batch_norm: input has {x.shape[-1]} channels but gamma has {channels}")
+    # (N, C) through the fused kernel as (N, 1, 1, C); bfloat16 through the two-op form in
+    # float32. Each case is the same normalisation of a reshaped or recast input.
+    again = functools.partial(
+        batch_norm,
+        gamma=gamma,
+        beta=beta,
+        moving_mean=moving_mean,
+        moving_variance=moving_variance,
+        training=training,
+        momentum=momentum,
+        epsilon=epsilon,
+        fused=fused,
+    )
     if fused and x.shape.rank == 2:
-        y = batch_norm(
-            x[:, tf.newaxis, tf.newaxis, :],
-            gamma,
-            beta,
-            moving_mean,
-            moving_variance,
-            training,
-            momentum,
-            epsilon,
-            fused,
-        )
-        return y[:, 0, 0, :]
+        return again(x[:, tf.newaxis, tf.newaxis, :])[:, 0, 0, :]
     if x.dtype != tf.float32 and not fused:
-        y = batch_norm(
-            tf.cast(x, tf.float32),
-            gamma,
-            beta,
-            moving_mean,
-            moving_variance,
-            training,
-            momentum,
-            epsilon,
-            fused,
-        )
-        return tf.cast(y, x.dtype)
+        return tf.cast(again(tf.cast(x, tf.float32)), x.dtype)
     if fused:
         # In training the kernel computes the batch's moments (given empty statistics);
         # in inference it normalises with the moving ones.
