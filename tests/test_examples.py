@@ -72,7 +72,10 @@ def _value_for(action) -> list[str]:
         return []
     if action.choices:
         return [list(action.choices)[-1]]
-    if action.dest in ("lr", "validation_split"):
+    field = rawtf.config.SETTINGS.get(action.dest)
+    if field is not None and field.metadata["number"] is rawtf.config.FRACTION:
+        return ["0.25"]  # fractions accept [0, 1)
+    if action.dest == "lr":
         return ["0.25"]
     if action.type is not None:
         return ["7"]
