@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from rawtf._tf import import_tensorflow
-from rawtf.errors import ConfigError
+from rawtf.errors import ConfigError, check_fraction
 
 tf = import_tensorflow()
 
@@ -42,10 +42,8 @@ class AugmentConfig:
     def __post_init__(self):
         if not 0 <= self.rotation <= 180:
             raise ConfigError(f"rotation must lie in [0, 180] degrees, got {self.rotation}")
-        if not 0 <= self.zoom < 1:
-            raise ConfigError(f"zoom must lie in [0, 1), got {self.zoom}")
-        if not 0 <= self.shift < 1:
-            raise ConfigError(f"shift must lie in [0, 1), got {self.shift}")
+        check_fraction("zoom", self.zoom)
+        check_fraction("shift", self.shift)
 
 
 def inverse_transforms(angles, scales, shifts_x, shifts_y, height: int, width: int):

@@ -5,6 +5,8 @@ The CLI prints ``rawtf: error: <message>`` for any :class:`RawtfError` and exits
 
 from __future__ import annotations
 
+import numbers
+
 
 class RawtfError(Exception):
     """Base class of every error rawtf raises on bad input."""
@@ -44,3 +46,12 @@ def check_int(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def check_fraction(name: str, value) -> float:
+    """``value`` as a float if it is a real number (not a bool) in [0, 1); otherwise a
+    :class:`ConfigError` naming ``name``: "dropout rate must lie in [0, 1), got 1.0"."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (number and 0.0 <= value < 1.0):
+        raise ConfigError(f"{name} must lie in [0, 1), got {value if number else repr(value)}")
+    return float(value)

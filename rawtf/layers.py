@@ -13,7 +13,7 @@ import functools
 import math
 
 from rawtf._tf import import_tensorflow
-from rawtf.errors import ConfigError, ShapeError, check_int
+from rawtf.errors import ConfigError, ShapeError, check_fraction, check_int
 from rawtf.specs import (  # noqa: F401  (the closed-form shapes, beside their layers)
     check_padding,
     conv2d_output_shape,
@@ -140,8 +140,7 @@ def dropout(x, rate: float, seed=None, training: bool = False):
     """Zero each element with probability ``rate`` and scale the rest by ``1/(1-rate)``,
     in training only. ``seed`` is a stateless ``[2]`` int seed: the same seed gives the
     same mask, which is what makes runs repeatable and resumable."""
-    if not 0.0 <= rate < 1.0:
-        raise ConfigError(f"dropout rate must lie in [0, 1), got {rate}")
+    check_fraction("dropout rate", rate)
     if not training or rate == 0.0:
         return x
     if seed is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from rawtf._tf import import_tensorflow
-from rawtf.errors import ConfigError
+from rawtf.errors import ConfigError, check_fraction
 
 tf = import_tensorflow()
 
@@ -55,9 +55,9 @@ class Optimizer(tf.Module):
         if global_clipnorm is not None and not global_clipnorm > 0:
             raise ConfigError(f"{name}: global_clipnorm must be positive, got {global_clipnorm}")
         self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
-        if ema_momentum is not None and not 0.0 <= ema_momentum < 1.0:
-            raise ConfigError(f"{name}: ema_momentum must lie in [0, 1), got {ema_momentum}")
-        self.ema_momentum = None if ema_momentum is None else float(ema_momentum)
+        if ema_momentum is not None:
+            ema_momentum = check_fraction(f"{name}: ema_momentum", ema_momentum)
+        self.ema_momentum = ema_momentum
         self.averages: list[tf.Variable] = []
         if not callable(learning_rate):
             try:
@@ -214,8 +214,7 @@ class Adam(Optimizer):
         super().__init__(learning_rate, name, global_clipnorm, ema_momentum)
         self.fused = bool(fused)
         for label, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"{name}: {label} must lie in [0, 1), got {value}")
+            check_fraction(f"{name}: {label}", value)
         if not epsilon > 0:
             raise ConfigError(f"{name}: epsilon must be positive, got {epsilon}")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
@@ -310,8 +309,7 @@ class RMSprop(Optimizer):
     ):
         super().__init__(learning_rate, name, global_clipnorm, ema_momentum)
         for label, value in (("rho", rho), ("momentum", momentum)):
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"{name}: {label} must lie in [0, 1), got {value}")
+            check_fraction(f"{name}: {label}", value)
         self.rho, self.momentum = float(rho), float(momentum)
         self.epsilon, self.centered = float(epsilon), bool(centered)
         self.slot_names = (
@@ -361,8 +359,7 @@ class SGD(Optimizer):
         ema_momentum: float | None = None,
     ):
         super().__init__(learning_rate, name, global_clipnorm, ema_momentum)
-        if not 0.0 <= momentum < 1.0:
-            raise ConfigError(f"{name}: momentum must lie in [0, 1), got {momentum}")
+        check_fraction(f"{name}: momentum", momentum)
         if nesterov and momentum == 0:
             raise ConfigError(f"{name}: nesterov needs momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)

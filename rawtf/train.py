@@ -28,7 +28,7 @@ from rawtf.callbacks import (
     check_resume,
 )
 from rawtf.data import check_images, check_labels, steps_per_epoch
-from rawtf.errors import ConfigError, DataError, TrainingError, check_int
+from rawtf.errors import ConfigError, DataError, TrainingError, check_fraction, check_int
 from rawtf.metrics import evaluate
 from rawtf.optim import Optimizer
 from rawtf.pipeline import train_dataset
@@ -222,9 +222,7 @@ def fit(
     reported is the smoothed one, validation losses are plain cross-entropy.
     """
     _check_arguments(epochs, batch_size, initial_epoch, steps_per_execution, optimizer, resume)
-    number = isinstance(label_smoothing, (int, float)) and not isinstance(label_smoothing, bool)
-    if not (number and 0.0 <= label_smoothing < 1.0):
-        raise ConfigError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
+    label_smoothing = check_fraction("label_smoothing", label_smoothing)
     if save_every_steps is not None:
         check_int("save_every_steps", save_every_steps)
     x, y = _pair(train_data, "train_data", "train", model)
