@@ -243,11 +243,11 @@ def plot_confusion_matrix(matrix, path: PathLike = None, title: str | None = Non
     image = ax.imshow(shown, cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(int(matrix.max()), 2)))
     figure.colorbar(image, ax=ax, label="count (log scale)")
     k = len(matrix)
+    dark = np.sqrt(max(matrix.max(), 1)) * 4  # counts drawn dark enough for white text
     for i in range(k):
         for j in range(k):
             count = int(matrix[i, j])
-            color = "white" if count > np.sqrt(max(matrix.max(), 1)) * 4 else "black"
-            color = "lightgray" if count == 0 else color
+            color = "lightgray" if count == 0 else "white" if count > dark else "black"
             ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=color)
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
