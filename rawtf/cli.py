@@ -281,15 +281,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from rawtf import runs
 
-    count = next((i for i, p in enumerate(args.inputs) if not Path(p).is_dir()), None)
-    if count is None:
-        raise UsageError("no pictures given after the run folders")
-    if any(Path(p).is_dir() for p in args.inputs[count:]):
+    inputs = args.inputs
+    count = next((i for i, p in enumerate(inputs) if not Path(p).is_dir()), len(inputs))
+    if any(Path(p).is_dir() for p in inputs[count:]):
         raise UsageError("give the run folders (or SavedModels) first, then the pictures")
     count = max(count, 1)  # a first argument that is no folder is reported by the loader
-    folders, pictures = args.inputs[:count], args.inputs[count:]
+    folders, pictures = inputs[:count], inputs[count:]
     if not pictures:
-        raise UsageError("no pictures given after the run folder")
+        raise UsageError("no pictures given after the run folder(s)")
     models = runs.load_models(folders)
     runs.predict_pictures(models, pictures, args.precision, args.show)
     return 0
