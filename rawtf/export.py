@@ -113,6 +113,11 @@ def export_tflite(
     return Path(path)
 
 
+def is_saved_model(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a SavedModel folder (rather than, say, a run folder)."""
+    return (Path(path) / "saved_model.pb").is_file()
+
+
 class ExportedModel:
     """A SavedModel rawtf exported, loaded for prediction (an ensemble member, say): its
     ``serving_default`` signature, with the ``input_shape`` and ``num_classes`` it declares."""

@@ -392,11 +392,11 @@ class Evaluation:
 def load_models(paths: Sequence[str | os.PathLike]) -> list:
     """The model of each run folder or exported SavedModel in ``paths`` (an ensemble when
     there are several)."""
-    from rawtf.export import ExportedModel
+    from rawtf.export import ExportedModel, is_saved_model
 
     models = []
     for path in map(Path, paths):
-        if (path / "saved_model.pb").is_file():
+        if is_saved_model(path):
             models.append(ExportedModel(path))
         else:
             models.append(load_run(path).model)

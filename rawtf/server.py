@@ -67,13 +67,12 @@ class Settings:
 def load_servable(path: str | Path, folder: Path):
     """The SavedModel at ``path``, or the model of the run folder ``path`` exported into
     ``folder`` first; loaded with ``tf.saved_model.load``."""
+    from rawtf import export, runs
     from rawtf._tf import import_tensorflow
 
     tf = import_tensorflow()
     path = Path(path)
-    if not (path / "saved_model.pb").is_file():
-        from rawtf import export, runs
-
+    if not export.is_saved_model(path):
         if not (path / runs.CONFIG).is_file():
             raise CheckpointError(f"{path}: neither a SavedModel nor a rawtf run folder")
         path = export.export_saved_model(runs.load_run(path).model, folder / "exported")
