@@ -72,6 +72,9 @@ POSITIVE_INT = Number("a positive integer", int, lambda v: 1 <= v <= MAX_INT)
 NON_NEGATIVE_INT = Number("an integer >= 0", int, lambda v: 0 <= v <= MAX_INT)
 POSITIVE_FLOAT = Number("a positive number", float, lambda v: 0 < v < math.inf)
 FRACTION = Number("a number in [0, 1)", float, lambda v: 0.0 <= v < 1.0)
+#: Elastic distortion's strength and smoothing, in pixels (rawtf.augment checks them too).
+ELASTIC_ALPHA = Number("a number in [0, 1000]", float, lambda v: 0.0 <= v <= 1000.0)
+ELASTIC_SIGMA = Number("a number in [0.5, 100]", float, lambda v: 0.5 <= v <= 100.0)
 
 
 def setting(
@@ -157,6 +160,15 @@ class TrainConfig:
     )
     augment: bool = setting(
         False, "random rotation (±10°), zoom (±10%%) and shift (±10%%) of training images"
+    )
+    elastic: float = setting(
+        0.0,
+        "elastic distortion of training images (Simard et al. 2003): the strength, in pixels, "
+        "of a smoothed random displacement field, e.g. 34 (0: off); with --augment or alone",
+        number=ELASTIC_ALPHA,
+    )
+    elastic_sigma: float = setting(
+        4.0, "smoothing of the elastic displacement field, in pixels", number=ELASTIC_SIGMA
     )
     ema: float = setting(
         0.0,

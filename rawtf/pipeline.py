@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from rawtf._tf import import_tensorflow
-from rawtf.augment import AugmentConfig, random_affine
+from rawtf.augment import AugmentConfig, random_warp
 from rawtf.data import epoch_order
 
 tf = import_tensorflow()
@@ -76,7 +76,7 @@ def train_dataset(
     ``x`` and ``y`` are checked arrays (:func:`rawtf.data.check_images`,
     :func:`rawtf.data.check_labels`), or those arrays already made tensors, which a caller
     running many epochs does once. ``augment`` warps each batch with random affine
-    transforms drawn from ``(seed, epoch, step)``."""
+    transforms (and elastic distortions) drawn from ``(seed, epoch, step)``."""
     rest = epoch_order(len(x), seed, epoch)[start_step * batch_size :]
     count = len(rest) // batch_size if drop_remainder else -(-len(rest) // batch_size)
     order = tf.constant(rest)
@@ -86,7 +86,7 @@ def train_dataset(
         idx = order[i * batch_size : (i + 1) * batch_size]
         batch = scale_pixels(tf.gather(images, idx))
         if augment is not None:
-            batch = random_affine(batch, seed, epoch, start_step + i, augment)
+            batch = random_warp(batch, seed, epoch, start_step + i, augment)
         return batch, tf.gather(labels, idx)
 
     ds = tf.data.Dataset.range(count)

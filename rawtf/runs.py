@@ -30,6 +30,7 @@ from rawtf import data, kaggle, metrics, mnist, optim, saving, schedules
 from rawtf._io import CONFIG_LIMIT, read_text, write_json
 from rawtf._tf import import_tensorflow
 from rawtf._version import __version__
+from rawtf.augment import AugmentConfig
 from rawtf.config import RUN_CONFIG, RUN_FORMAT, TrainConfig, read_run_config
 from rawtf.errors import CheckpointError, ConfigError, TrainingInterrupted, UsageError
 from rawtf.metrics import confusion_matrix, evaluate, per_class_accuracy, predict
@@ -334,6 +335,15 @@ def train_run(
     return TrainResult(config, model, history, len(train[0]), result, seconds, run_dir, averaged)
 
 
+def augmentation(config: TrainConfig) -> AugmentConfig | None:
+    """The augmentation ``config`` asks for: the affine one with ``augment``, elastic
+    distortion with ``elastic`` (alone or beside it), else None."""
+    if not (config.augment or config.elastic):
+        return None
+    affine = {} if config.augment else {"rotation": 0.0, "zoom": 0.0, "shift": 0.0}
+    return AugmentConfig(elastic=config.elastic, elastic_sigma=config.elastic_sigma, **affine)
+
+
 def _fit(config, model, optimizer, train, validation, strategy, run_dir, options):
     """:func:`rawtf.fit` with ``config``'s settings, checkpointing into ``run_dir``."""
     checkpoints = None if run_dir is None else str(run_dir / CHECKPOINTS)
@@ -346,7 +356,7 @@ def _fit(config, model, optimizer, train, validation, strategy, run_dir, options
             batch_size=config.batch_size,
             validation_data=validation,
             seed=config.seed,
-            augment=config.augment,
+            augment=augmentation(config),
             logdir=config.logdir,
             precision=config.precision,
             label_smoothing=config.label_smoothing,

@@ -46,6 +46,8 @@ def test_defaults_are_the_documented_ones():
         ("optimizer", "adagrad", "optimizer must be one of adam, adamw, rmsprop, sgd"),
         ("precision", "fp16", "precision must be one of fp32, bf16"),
         ("augment", "yes", "augment must be true or false"),
+        ("elastic", -1, "elastic must be a number in [0, 1000]"),
+        ("elastic_sigma", 0.0, "elastic_sigma must be a number in [0.5, 100]"),
         ("model_settings", [1], "model_settings must be an object"),
         ("data_dir", 3, "data_dir must be a string"),
     ],
