@@ -69,28 +69,43 @@ def train_dataset(
     start_step: int = 0,
     drop_remainder: bool = False,
     augment: AugmentConfig | None = None,
+    end_epoch: int | None = None,
 ) -> tf.data.Dataset:
-    """One epoch of ``(images float32 NHWC, labels int32)`` batches in the order
-    :func:`rawtf.data.epoch_order` gives, starting at batch ``start_step``.
+    """The ``(images float32 NHWC, labels int32)`` batches of epochs ``epoch`` to
+    ``end_epoch - 1`` (default: ``epoch`` alone), each in the order
+    :func:`rawtf.data.epoch_order` gives, starting at batch ``start_step`` of the first.
 
     ``x`` and ``y`` are checked arrays (:func:`rawtf.data.check_images`,
     :func:`rawtf.data.check_labels`), or those arrays already made tensors, which a caller
-    running many epochs does once. ``augment`` warps each batch with random affine
-    transforms (and elastic distortions) drawn from ``(seed, epoch, step)``."""
-    rest = epoch_order(len(x), seed, epoch)[start_step * batch_size :]
-    count = len(rest) // batch_size if drop_remainder else -(-len(rest) // batch_size)
-    order = tf.constant(rest)
+    building many datasets does once. ``augment`` warps each batch with random affine
+    transforms (and elastic distortions) drawn from ``(seed, epoch, step)``. One dataset
+    serves a whole run: its functions are traced once, and batches of the next epoch are
+    prefetched while an epoch's end is handled."""
+    n = len(x)
+    end_epoch = epoch + 1 if end_epoch is None else end_epoch
+    count = n // batch_size if drop_remainder else -(-n // batch_size)
     images, labels = tf.convert_to_tensor(x), tf.convert_to_tensor(y)  # no copy if tensors
 
-    def load(i):  # batch i of the rest: one slice of the order, not an element at a time
-        idx = order[i * batch_size : (i + 1) * batch_size]
-        batch = scale_pixels(tf.gather(images, idx))
-        if augment is not None:
-            batch = random_warp(batch, seed, epoch, start_step + i, augment)
-        return batch, tf.gather(labels, idx)
+    def order_of(e):
+        order = tf.numpy_function(lambda e: epoch_order(n, seed, int(e)), [e], tf.int64)
+        return tf.ensure_shape(order, [n])
 
-    ds = tf.data.Dataset.range(count)
-    return _prefetched(ds.map(load, num_parallel_calls=_parallel_calls(), deterministic=True))
+    def epoch_batches(e):
+        order = order_of(e)
+
+        def load(i):  # batch i of epoch e: one slice of the order, not an element at a time
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            batch = scale_pixels(tf.gather(images, idx))
+            if augment is not None:
+                batch = random_warp(batch, seed, e, i, augment)
+            return batch, tf.gather(labels, idx)
+
+        first = tf.where(tf.equal(e, epoch), tf.constant(start_step, tf.int64), 0)
+        batches = tf.data.Dataset.range(first, count)
+        return batches.map(load, num_parallel_calls=_parallel_calls(), deterministic=True)
+
+    ds = tf.data.Dataset.range(epoch, end_epoch).flat_map(epoch_batches)
+    return _prefetched(ds)
 
 
 def eval_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int) -> tf.data.Dataset:

@@ -89,22 +89,27 @@ class _Loop:
         self.optimizer = optimizer
         self.augment = AugmentConfig() if augment is True else (augment or None)
         self.seed_tensor = tf.constant(seed, tf.int64)
+        self.iterator = None
 
     def batches(self, progress: Progress):
-        """An iterator over the rest of the current epoch's batches."""
-        batches = train_dataset(
-            self.x,
-            self.y,
-            self.batch_size,
-            self.seed,
-            progress.epoch,
-            start_step=progress.step,
-            augment=self.augment,
-            drop_remainder=self.drop,
-        )
-        if self.strategy is not None:
-            batches = self.strategy.experimental_distribute_dataset(batches)
-        return iter(batches)
+        """An iterator over the batches from ``progress``'s place to the end of the run,
+        made on the first call and kept (its epochs follow one another without a pause)."""
+        if self.iterator is None:
+            batches = train_dataset(
+                self.x,
+                self.y,
+                self.batch_size,
+                self.seed,
+                progress.epoch,
+                start_step=progress.step,
+                augment=self.augment,
+                drop_remainder=self.drop,
+                end_epoch=progress.end_epoch,
+            )
+            if self.strategy is not None:
+                batches = self.strategy.experimental_distribute_dataset(batches)
+            self.iterator = iter(batches)
+        return self.iterator
 
     def run_steps(self, iterator, progress: Progress, count: int) -> bool:
         """Run up to ``count`` steps, adding them to ``progress`` and a row to its history's
