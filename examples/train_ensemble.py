@@ -2,14 +2,17 @@
 probabilities.
 
     python examples/train_ensemble.py --out runs/ensemble      # 3 x best recipe, 18 epochs
-    python examples/train_ensemble.py --out runs/ens5 --members 5 --epochs 8
+    python examples/train_ensemble.py --out runs/mixed --members 4 --elastic-members 2
     python examples/train_ensemble.py --out runs/quick --recipe fast --members 5
 
 Each member is an ordinary run folder, ``OUT/seed-N``: the same as
 ``rawtf train --recipe RECIPE --epochs E --seed N --out OUT/seed-N``, so a member cut short
 continues with ``rawtf train --out OUT/seed-N --resume`` and members already finished are
-kept (run the script again to train only the missing ones). Prints each member's test
-result, then the ensemble's, which is the line ``rawtf evaluate OUT/seed-*`` ends with too.
+kept (run the script again to train only the missing ones). The last
+``--elastic-members`` members also distort their images elastically (``--elastic 36
+--elastic-sigma 6`` by default): members that see other images fail on other ones, which
+is what averaging repairs. Prints each member's test result, then the ensemble's, which is
+the line ``rawtf evaluate OUT/seed-*`` ends with too.
 """
 
 import argparse
@@ -34,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=None, metavar="N", help="(default: 18 for best)"
     )
     parser.add_argument("--first-seed", type=int, default=0, metavar="N", help="(default: 0)")
+    parser.add_argument(
+        "--elastic-members",
+        type=int,
+        default=0,
+        metavar="K",
+        help="the last K members train with elastic distortion (default: 0)",
+    )
+    parser.add_argument("--elastic", type=float, default=36.0, metavar="F", help="(default: 36)")
+    parser.add_argument("--elastic-sigma", type=float, default=6.0, metavar="F", help="(default: 6)")
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="MNIST folder")
     return parser
 
@@ -43,12 +55,17 @@ def main(argv=None) -> int:
     from rawtf import config, runs
     from rawtf.errors import UsageError
 
-    for name in ("members", "epochs", "first_seed"):
+    for name in ("members", "epochs", "first_seed", "elastic_members"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name == "first_seed" else 1):
+        if value is not None and value < (0 if name in ("first_seed", "elastic_members") else 1):
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be a positive integer, got {value}")
+    if args.elastic_members > args.members:
+        raise UsageError(
+            f"--elastic-members {args.elastic_members} is more than --members {args.members}"
+        )
     epochs = args.epochs or (18 if args.recipe == "best" else None)
+    first_elastic = args.first_seed + args.members - args.elastic_members
     models, trained, started = [], 0, time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.members):
         folder = Path(args.out) / f"seed-{seed}"
@@ -59,6 +76,8 @@ def main(argv=None) -> int:
         given = {"recipe": args.recipe, "seed": seed, "data_dir": args.data_dir}
         if epochs:
             given["epochs"] = epochs
+        if seed >= first_elastic:
+            given.update(elastic=args.elastic, elastic_sigma=args.elastic_sigma)
         result = runs.train_run(config.resolve(given), folder)
         print(f"member seed {seed}: {result_line(result.test)} ({result.seconds:.0f} s)")
         models.append(result.model)
