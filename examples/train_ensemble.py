@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the last K members train with elastic distortion (default: 0)",
     )
     parser.add_argument("--elastic", type=float, default=36.0, metavar="F", help="(default: 36)")
-    parser.add_argument("--elastic-sigma", type=float, default=6.0, metavar="F", help="(default: 6)")
+    parser.add_argument(
+        "--elastic-sigma", type=float, default=6.0, metavar="F", help="(default: 6)"
+    )
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="MNIST folder")
     return parser
 

@@ -149,7 +149,9 @@ def test_ensemble_example_reports_members_then_the_mean(tmp_path, mnist, capsys)
     assert example("train_ensemble").main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     settings = [rawtf.load_run(tmp_path / "ens" / f"seed-{s}").config for s in (0, 1)]
-    chosen = [(c["elastic"], c["elastic_sigma"], c["seed"]) for c in settings]
+    chosen = [
+        (c["train"]["elastic"], c["train"]["elastic_sigma"], c["train"]["seed"]) for c in settings
+    ]
     assert chosen == [(0, 4, 0), (36, 6, 1)]
     assert re.fullmatch(r"member seed 1: test_accuracy=0\.\d{4} test_loss=\d\.\d{4}", lines[-2])
     members = [rawtf.load_run(tmp_path / "ens" / f"seed-{s}").model for s in (0, 1)]
