@@ -3,6 +3,7 @@ probabilities.
 
     python examples/train_ensemble.py --out runs/ensemble      # 3 x best recipe, 18 epochs
     python examples/train_ensemble.py --out runs/mixed --members 4 --elastic-members 2
+    python examples/train_ensemble.py --out runs/bf16 --precision bf16   # CPUs with fast bf16
     python examples/train_ensemble.py --out runs/quick --recipe fast --members 5
 
 Each member is an ordinary run folder, ``OUT/seed-N``: the same as
@@ -20,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from rawtf import flags
+from rawtf import config, flags
 from rawtf.cli import result_line, run_guarded
 
 
@@ -48,13 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--elastic-sigma", type=float, default=6.0, metavar="F", help="(default: 6)"
     )
+    parser.add_argument(
+        "--precision", choices=config.PRECISIONS, default=None, help="(default: the recipe's)"
+    )
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="MNIST folder")
     return parser
 
 
 def main(argv=None) -> int:
     args = flags.parse_and_start(build_parser(), argv)
-    from rawtf import config, runs
+    from rawtf import runs
     from rawtf.errors import UsageError
 
     for name in ("members", "epochs", "first_seed", "elastic_members"):
@@ -78,6 +82,8 @@ def main(argv=None) -> int:
         given = {"recipe": args.recipe, "seed": seed, "data_dir": args.data_dir}
         if epochs:
             given["epochs"] = epochs
+        if args.precision:
+            given["precision"] = args.precision
         if seed >= first_elastic:
             given.update(elastic=args.elastic, elastic_sigma=args.elastic_sigma)
         result = runs.train_run(config.resolve(given), folder)

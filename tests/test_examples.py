@@ -141,11 +141,11 @@ def test_kaggle_example_trains_exactly_as_the_command(tmp_path, small_mnist):
 
 
 def test_ensemble_example_reports_members_then_the_mean(tmp_path, mnist, capsys):
-    """Two fast-recipe members, the second distorted elastically: each one's result, then
+    """Two fast-recipe members in bf16, the second distorted elastically: each one's result, then
     the ensemble's as the last line, which is the accuracy of the mean of the members'
     probabilities computed here; run again, the finished members are kept, not retrained."""
     argv = ["--out", str(tmp_path / "ens"), "--recipe", "fast", "--members", "2"]
-    argv += ["--elastic-members", "1"]
+    argv += ["--elastic-members", "1", "--precision", "bf16"]
     assert example("train_ensemble").main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     settings = [rawtf.load_run(tmp_path / "ens" / f"seed-{s}").config for s in (0, 1)]
@@ -153,6 +153,7 @@ def test_ensemble_example_reports_members_then_the_mean(tmp_path, mnist, capsys)
         (c["train"]["elastic"], c["train"]["elastic_sigma"], c["train"]["seed"]) for c in settings
     ]
     assert chosen == [(0, 4, 0), (36, 6, 1)]
+    assert [c["train"]["precision"] for c in settings] == ["bf16", "bf16"]
     assert re.fullmatch(r"member seed 1: test_accuracy=0\.\d{4} test_loss=\d\.\d{4}", lines[-2])
     members = [rawtf.load_run(tmp_path / "ens" / f"seed-{s}").model for s in (0, 1)]
     _, (xt, yt) = mnist
