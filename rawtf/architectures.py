@@ -61,25 +61,32 @@ def three_conv(s: Settings, classes: int) -> list[Spec]:
     ]
 
 
+def _check_sizes(model: str, s: Settings, names: tuple[str, ...]) -> None:
+    for name in names:
+        if not isinstance(s[name], int) or isinstance(s[name], bool) or s[name] < 1:
+            raise ConfigError(f"{model}: {name} must be a positive integer, got {s[name]!r}")
+
+
 def deep_bn(s: Settings, classes: int) -> list[Spec]:
-    rate = s["dropout_rate"]
+    _check_sizes("deep_bn", s, ("width", "fc"))
+    rate, w = s["dropout_rate"], s["width"]  # the second block has twice the filters
     return [
-        Conv("conv1", kernel=3, filters=32, padding="VALID"),
+        Conv("conv1", kernel=3, filters=w, padding="VALID"),
         BatchNorm("bn1"),
-        Conv("conv2", kernel=3, filters=32, padding="VALID"),
+        Conv("conv2", kernel=3, filters=w, padding="VALID"),
         BatchNorm("bn2"),
-        Conv("conv3", kernel=5, filters=32, stride=2, padding="SAME"),
+        Conv("conv3", kernel=5, filters=w, stride=2, padding="SAME"),
         BatchNorm("bn3"),
         Dropout("dropout1", rate),
-        Conv("conv4", kernel=3, filters=64, padding="VALID"),
+        Conv("conv4", kernel=3, filters=2 * w, padding="VALID"),
         BatchNorm("bn4"),
-        Conv("conv5", kernel=3, filters=64, padding="VALID"),
+        Conv("conv5", kernel=3, filters=2 * w, padding="VALID"),
         BatchNorm("bn5"),
-        Conv("conv6", kernel=5, filters=64, stride=2, padding="SAME"),
+        Conv("conv6", kernel=5, filters=2 * w, stride=2, padding="SAME"),
         BatchNorm("bn6"),
         Dropout("dropout2", rate),
         Flatten(),
-        Dense("fc", 128),
+        Dense("fc", s["fc"]),
         BatchNorm("bn7"),
         Dropout("dropout3", rate),
         Dense("out", classes),
@@ -87,10 +94,8 @@ def deep_bn(s: Settings, classes: int) -> list[Spec]:
 
 
 def small_bn(s: Settings, classes: int) -> list[Spec]:
+    _check_sizes("small_bn", s, ("width", "fc", "blocks", "stem_stride"))
     w, count, stride = s["width"], s["blocks"], s["stem_stride"]
-    for name in ("width", "fc", "blocks", "stem_stride"):
-        if not isinstance(s[name], int) or isinstance(s[name], bool) or s[name] < 1:
-            raise ConfigError(f"small_bn: {name} must be a positive integer, got {s[name]!r}")
     blocks: list[Spec] = []
     for i in range(1, count + 1):
         filters = w * 2 ** (i + 2 - count)  # the last block has 4 * width filters
@@ -114,7 +119,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "tutorial": {"dropout_rate": 0.2},
     "kaggle": {"conv_dropout": 0.25, "fc_dropout": 0.5},
     "three_conv": {},
-    "deep_bn": {"dropout_rate": 0.4, "bn_momentum": 0.99, "bn_epsilon": 1e-3, "bn_fused": False},
+    "deep_bn": {
+        "dropout_rate": 0.4,
+        "width": 32,
+        "fc": 128,
+        "bn_momentum": 0.99,
+        "bn_epsilon": 1e-3,
+        "bn_fused": False,
+    },
     "small_bn": {
         "width": 16,
         "fc": 128,

@@ -100,7 +100,8 @@ class DeepBN(Model):
     filters), each convolution followed by ReLU and batch norm and each block by dropout
     0.4; then a 128-unit dense layer with ReLU, batch norm and dropout 0.4, and 10 logits.
     Batch norm uses momentum 0.99 and epsilon 1e-3 (Keras's defaults); ``bn_fused=True``
-    selects TensorFlow's fused kernel in training."""
+    selects TensorFlow's fused kernel in training. Settings ``width`` (the first block's
+    filters; the second has twice as many) and ``fc`` (the dense layer's units) widen it."""
 
     defaults: ClassVar[dict[str, Any]] = architectures.DEFAULTS["deep_bn"]
     default_lr: ClassVar[float] = 1e-2

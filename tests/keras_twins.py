@@ -61,24 +61,26 @@ def keras_twin(name: str, dropout: bool = True):
             dense("fc2", 32),
             dense("out", 10, None),
         ]
-    elif name == "deep_bn":
+    elif name in ("deep_bn", "deep_bn/wide"):
+        # deep_bn/wide: 48 and 96 filters, 256 dense units.
+        a, b, units = (48, 96, 256) if name == "deep_bn/wide" else (32, 64, 128)
         stack = [
-            conv("conv1", 32, 3),
+            conv("conv1", a, 3),
             bn("bn1"),
-            conv("conv2", 32, 3),
+            conv("conv2", a, 3),
             bn("bn2"),
-            conv("conv3", 32, 5, strides=2, padding="same"),
+            conv("conv3", a, 5, strides=2, padding="same"),
             bn("bn3"),
             drop(0.4, "dropout1"),
-            conv("conv4", 64, 3),
+            conv("conv4", b, 3),
             bn("bn4"),
-            conv("conv5", 64, 3),
+            conv("conv5", b, 3),
             bn("bn5"),
-            conv("conv6", 64, 5, strides=2, padding="same"),
+            conv("conv6", b, 5, strides=2, padding="same"),
             bn("bn6"),
             drop(0.4, "dropout2"),
             layers.Flatten(name="flatten"),
-            dense("fc", 128),
+            dense("fc", units),
             bn("bn7"),
             drop(0.4, "dropout3"),
             dense("out", 10, None),

@@ -161,8 +161,33 @@ def test_small_bn_blocks_and_strided_stem_closed_form():
     assert model(np.zeros((3, 28, 28), np.float32)).shape == (3, 10)
 
 
-@pytest.mark.parametrize("setting", ["width", "fc", "blocks", "stem_stride"])
-def test_small_bn_rejects_bad_sizes(setting):
+def test_deep_bn_width_and_fc_closed_form():
+    """deep_bn widened (48 then 96 filters, 256 dense units): its layer shapes, parameter
+    count and FLOPs worked out by hand; the defaults give the notebook's 327,242."""
+    assert models.get_model("deep_bn").count_params() == 327_242
+    model = models.get_model("deep_bn", width=48, fc=256)
+    shapes = dict(model.layer_shapes())
+    assert shapes["conv1"] == (None, 26, 26, 48) and shapes["conv3"] == (None, 12, 12, 48)
+    assert shapes["conv5"] == (None, 8, 8, 96) and shapes["conv6"] == (None, 4, 4, 96)
+    assert shapes["flatten"] == (None, 1536) and shapes["fc"] == (None, 256)
+    convs = [(3, 1, 48), (3, 48, 48), (5, 48, 48), (3, 48, 96), (3, 96, 96), (5, 96, 96)]
+    trainable = sum(k * k * c * f + f + 2 * f for k, c, f in convs)
+    trainable += (1536 * 256 + 256) + 2 * 256 + (256 * 10 + 10)
+    assert model.count_params(trainable=True) == trainable
+    assert model.count_params() == trainable + 2 * (3 * 48 + 3 * 96 + 256)
+    sides = [26, 24, 12, 10, 8, 4]
+    expected = sum(n * n * k * k * c * f for n, (k, c, f) in zip(sides, convs, strict=True))
+    expected = 2 * (expected + 1536 * 256 + 256 * 10)
+    assert model.flops_per_image() == expected
+    assert model(np.zeros((2, 28, 28), np.float32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "name, setting",
+    [("small_bn", s) for s in ("width", "fc", "blocks", "stem_stride")]
+    + [("deep_bn", s) for s in ("width", "fc")],
+)
+def test_network_sizes_reject_bad_values(name, setting):
     for bad in (0, 2.5, True):
-        with pytest.raises(ConfigError, match=f"small_bn: {setting} must be a positive integer"):
-            models.get_model("small_bn", **{setting: bad})
+        with pytest.raises(ConfigError, match=f"{name}: {setting} must be a positive integer"):
+            models.get_model(name, **{setting: bad})

@@ -13,14 +13,26 @@ from rawtf import optim
 from tests.conftest import tf
 from tests.keras_twins import copy_weights, counterparts, keras_twin
 
-MODELS = ["tutorial", "kaggle", "three_conv", "deep_bn", "small_bn", "small_bn/fast"]
+MODELS = [
+    "tutorial",
+    "kaggle",
+    "three_conv",
+    "deep_bn",
+    "deep_bn/wide",
+    "small_bn",
+    "small_bn/fast",
+]
+#: Settings of the variants, written out independently in their Keras twins.
+VARIANTS = {"deep_bn/wide": {"width": 48, "fc": 256}}
 
 
 def build(name, **settings):
-    """rawtf's model ``name``; ``small_bn/fast`` is small_bn with the fast recipe's settings
-    (written out independently in its Keras twin)."""
+    """rawtf's model ``name``; ``small_bn/fast`` is small_bn with the fast recipe's settings,
+    ``deep_bn/wide`` deep_bn with :data:`VARIANTS`'s."""
     base, _, variant = name.partition("/")
-    if variant:
+    if name in VARIANTS:
+        settings = {**VARIANTS[name], **settings}
+    elif variant:
         settings = {**rawtf.config.get_recipe(variant).model_settings, **settings}
     return rawtf.get_model(base, **settings)
 
