@@ -117,7 +117,12 @@ class TrainConfig:
         choices=RECIPE_NAMES,
     )
     model: str = setting("tutorial", "architecture", choices=MODEL_NAMES)
-    model_settings: dict = setting({}, "settings passed to the model's constructor", flag=False)
+    model_settings: dict = setting(
+        {},
+        "a setting of the model, NAME=VALUE (repeat the flag for more), e.g. width=48; over "
+        "the recipe's own, which a --model other than the recipe's drops (default: none)",
+        metavar="NAME=VALUE",
+    )
     init: str = setting("he", "weight initialiser", choices=INIT_NAMES)
     data: str = setting(
         "mnist",
@@ -310,13 +315,14 @@ def resolve(
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]!r}")
     if stored is not None:
+        given = _with_model_settings(given, stored)
         for name, value in given.items():
             fixed = SETTINGS[name].metadata["on_resume"] == "fixed"
             if fixed and value != getattr(stored, name):
-                flag = "--" + name.replace("_", "-")
                 raise UsageError(
-                    f"{flag} {value!r} contradicts {source}, which has {getattr(stored, name)!r} "
-                    "(resume it with its own settings, or train a new run)"
+                    f"{_flag(name)} {value!r} contradicts {source}, which has "
+                    f"{getattr(stored, name)!r} (resume it with its own settings, or train a "
+                    "new run)"
                 )
         where = {
             name: SETTINGS[name].default
@@ -326,7 +332,21 @@ def resolve(
         return dataclasses.replace(stored, **{**where, **given})
     recipe = given.get("recipe")
     start = get_recipe(recipe) if recipe else (base or TrainConfig())
-    return dataclasses.replace(start, **given)
+    if given.get("model", start.model) != start.model:
+        start = dataclasses.replace(start, model_settings={})  # they were the other model's
+    return dataclasses.replace(start, **_with_model_settings(given, start))
+
+
+def _flag(name: str) -> str:
+    return "--model-setting" if name == "model_settings" else "--" + name.replace("_", "-")
+
+
+def _with_model_settings(given: Mapping[str, Any], start: TrainConfig) -> dict[str, Any]:
+    """``given`` with its model settings (if any) laid over ``start``'s."""
+    given = dict(given)
+    if isinstance(given.get("model_settings"), dict):
+        given["model_settings"] = {**start.model_settings, **given["model_settings"]}
+    return given
 
 
 def read_run_config(directory: str | os.PathLike) -> dict[str, Any]:

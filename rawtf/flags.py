@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -57,6 +59,23 @@ def _shown(default, help_text: str) -> str:
     return f" (default: {default})"
 
 
+def model_setting(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` as ``(name, value)``: the value a JSON number, true or false, else
+    the text itself."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return name, value
+    if not isinstance(parsed, (int, float, bool)):
+        return name, value
+    if isinstance(parsed, float) and not math.isfinite(parsed):
+        raise argparse.ArgumentTypeError(f"expected a finite number for {name}, got {value!r}")
+    return name, parsed
+
+
 def add_setting(parser: argparse.ArgumentParser, name: str, default) -> None:
     """The flag of setting ``name``, showing ``default``. Flags left out do not appear in
     the parsed namespace, so that only settings given on the command line override."""
@@ -66,6 +85,16 @@ def add_setting(parser: argparse.ArgumentParser, name: str, default) -> None:
         "default": argparse.SUPPRESS,
         "help": meta["help"] + _shown(default, meta["help"]),
     }
+    if name == "model_settings":  # one flag per setting, gathered into a dict
+        parser.add_argument(
+            "--model-setting",
+            dest=name,
+            action="append",
+            type=model_setting,
+            metavar=meta["metavar"],
+            **options,
+        )
+        return
     if isinstance(SETTINGS[name].default, bool):
         if name == "deterministic":
             parser.add_argument(flag, action="store_true", **options)
@@ -132,7 +161,10 @@ def train_parser(
 
 def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The training settings given on the command line (flags left out are absent)."""
-    return {name: value for name, value in vars(args).items() if name in SETTINGS}
+    given = {name: value for name, value in vars(args).items() if name in SETTINGS}
+    if "model_settings" in given:
+        given["model_settings"] = dict(given["model_settings"])
+    return given
 
 
 def train_config(args: argparse.Namespace, defaults: TrainConfig | None = None) -> TrainConfig:

@@ -294,11 +294,12 @@ def train_run(
     # Before any op runs (multi-worker collectives must be set up first) and anything is written.
     strategy = make_strategy(config.distribute, print_fn)
     train, validation, test = load_training_data(config)
+    config = config.with_model_defaults()
+    # Before the folder: a setting the model refuses leaves nothing on disk.
+    model, optimizer = make_model_and_optimizer(config, len(train[0]), strategy)
     run_dir = None if out is None else Path(out) if resume else prepare(out, overwrite)
     if resume:
         check_same_data(run_dir, train, config)
-    config = config.with_model_defaults()
-    model, optimizer = make_model_and_optimizer(config, len(train[0]), strategy)
     if run_dir is not None:
         write_config(run_dir, model, config, train)
     recipe = f" (recipe {config.recipe})" if config.recipe else ""

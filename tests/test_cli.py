@@ -57,6 +57,15 @@ def test_version(capsys):
         ),
         (["train", "--out", "OUT", "--resume"], "config.json: no such file"),
         (["train", "--out", "OUT", "--resume", "--overwrite"], "contradict"),
+        (["train", "--out", "OUT", "--model-setting", "width"], "expected NAME=VALUE, got 'width'"),
+        (
+            ["train", "--out", "OUT", "--model", "deep_bn", "--model-setting", "width=0"],
+            "deep_bn: width must be a positive integer, got 0",
+        ),
+        (
+            ["train", "--out", "OUT", "--model-setting", "depth=3"],
+            "model 'tutorial' has no setting 'depth'",
+        ),
         (["evaluate", "OUT"], "no such file (not a rawtf run folder)"),
         (["predict", "OUT", "x.png"], "no such file (not a rawtf run folder)"),
         (
@@ -282,6 +291,30 @@ def test_export_command(capsys, trained_run, tmp_path):
 def _prepared(*argv):
     """The settings ``rawtf train --out OUT ARGV`` resolves to."""
     return flags.train_config(cli.build_parser().parse_args(["train", "--out", "OUT", *argv]))
+
+
+def test_model_settings_lie_over_the_recipes():
+    """``--model-setting`` values are JSON numbers and booleans or else text; they add to
+    the recipe's model settings, which a different ``--model`` drops."""
+    wide = _prepared("--recipe", "best", "--model-setting", "width=48", "--model-setting", "fc=256")
+    assert wide.model_settings == {"bn_fused": True, "width": 48, "fc": 256}
+    assert _prepared("--recipe", "fast", "--model", "deep_bn").model_settings == {}
+    assert _prepared("--recipe", "fast", "--model", "small_bn").model_settings["width"] == 8
+    mixed = ["--model-setting", "bn_fused=false", "--model-setting", "rate=0.5"]
+    mixed += [
+        "--model-setting",
+        "name=x=y",
+        "--model-setting",
+        "width=7",
+        "--model-setting",
+        "width=9",
+    ]
+    assert _prepared(*mixed).model_settings == {
+        "bn_fused": False,
+        "rate": 0.5,
+        "name": "x=y",
+        "width": 9,
+    }
 
 
 def test_recipe_fills_what_the_flags_leave_out():

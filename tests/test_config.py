@@ -122,6 +122,10 @@ def test_resuming_keeps_the_stored_run_and_refuses_contradictions():
         flag = "--" + name.replace("_", "-")
         assert message.startswith(f"{flag} {value!r} contradicts the run in R, which has ")
         assert repr(getattr(stored, name)) in message
+    wide = dataclasses.replace(stored, model_settings={"bn_fused": True, "width": 48})
+    assert resolve({"model_settings": {"width": 48}}, stored=wide) == wide  # a subset agrees
+    with pytest.raises(UsageError, match="^--model-setting .* contradicts the run in R"):
+        resolve({"model_settings": {"width": 64}}, stored=wide, source="the run in R")
 
 
 def test_name_lists_follow_the_modules_that_define_them():

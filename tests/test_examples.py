@@ -77,6 +77,8 @@ def _value_for(action) -> list[str]:
         return ["0.25"]  # fractions accept [0, 1)
     if action.dest == "lr":
         return ["0.25"]
+    if action.dest == "model_settings":
+        return ["width=7"]
     if action.type is not None:
         return ["7"]
     return [f"/somewhere/{action.dest}"]
