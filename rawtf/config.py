@@ -320,7 +320,7 @@ def resolve(
             fixed = SETTINGS[name].metadata["on_resume"] == "fixed"
             if fixed and value != getattr(stored, name):
                 raise UsageError(
-                    f"{_flag(name)} {value!r} contradicts {source}, which has "
+                    f"{flag_name(name)} {value!r} contradicts {source}, which has "
                     f"{getattr(stored, name)!r} (resume it with its own settings, or train a "
                     "new run)"
                 )
@@ -337,7 +337,8 @@ def resolve(
     return dataclasses.replace(start, **_with_model_settings(given, start))
 
 
-def _flag(name: str) -> str:
+def flag_name(name: str) -> str:
+    """The command-line flag of setting ``name`` (``model_settings`` has one flag per setting)."""
     return "--model-setting" if name == "model_settings" else "--" + name.replace("_", "-")
 
 

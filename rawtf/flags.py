@@ -14,7 +14,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rawtf.config import POSITIVE_INT, SETTINGS, Number, TrainConfig, resolve, stored_config
+from rawtf.config import (
+    POSITIVE_INT,
+    SETTINGS,
+    Number,
+    TrainConfig,
+    flag_name,
+    resolve,
+    stored_config,
+)
 from rawtf.errors import UsageError
 
 
@@ -80,14 +88,14 @@ def add_setting(parser: argparse.ArgumentParser, name: str, default) -> None:
     """The flag of setting ``name``, showing ``default``. Flags left out do not appear in
     the parsed namespace, so that only settings given on the command line override."""
     meta = SETTINGS[name].metadata
-    flag = "--" + name.replace("_", "-")
+    flag = flag_name(name)
     options: dict[str, Any] = {
         "default": argparse.SUPPRESS,
         "help": meta["help"] + _shown(default, meta["help"]),
     }
     if name == "model_settings":  # one flag per setting, gathered into a dict
         parser.add_argument(
-            "--model-setting",
+            flag,
             dest=name,
             action="append",
             type=model_setting,
