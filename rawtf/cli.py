@@ -121,7 +121,10 @@ COMMAND_TEXTS = {
         "loss, accuracy, per-class accuracy, confusion matrix",
         "Evaluate a run's model on the MNIST test set (or every row of a labelled Kaggle\n"
         "CSV): loss, accuracy and each class's accuracy, plus the confusion matrix and the\n"
-        "most confident mistakes drawn into RUN_DIR/plots.",
+        "most confident mistakes drawn into RUN_DIR/plots. Several runs are an ensemble\n"
+        "(their probabilities averaged): each member's result, how many mistakes they\n"
+        "share, and the images every member gets wrong (shared_mistakes.png), then the\n"
+        "ensemble's.",
         "rawtf evaluate runs/first\nrawtf evaluate runs/first --data train.csv --precision bf16\n"
         "rawtf evaluate runs/a runs/b runs/c --plots ensemble/   # an ensemble",
     ),
@@ -269,6 +272,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     report = runs.evaluate_run(target, args.data, args.data_dir, args.precision, plots=args.plots)
     for path, member in zip(args.run_dir, report.members, strict=False):
         print(f"member {path}: {result_line(member)}")
+    if report.overlap is not None:
+        print(report.overlap.summary())
     what = f"an ensemble of {len(args.run_dir)}" if several else target.config["model"]["model"]
     print(f"evaluated {what} on {report.result['count']} images")
     for label, share in enumerate(report.per_class):

@@ -7,6 +7,8 @@ weighted exactly and the result does not depend on the batch size.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from rawtf._tf import import_tensorflow
@@ -121,6 +123,71 @@ def scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     loss = float(-np.log(np.maximum(chosen, np.finfo(np.float32).tiny)).mean())
     accuracy = float((probabilities.argmax(axis=1) == labels).mean())
     return {"loss": loss, "accuracy": accuracy, "count": len(labels)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorOverlap:
+    """Where an ensemble's members go wrong, and whether they go wrong together.
+
+    ``wrong[i, n]`` is true where member ``i`` misclassifies example ``n``; ``ensemble``
+    where the mean of the members' probabilities does. Averaging can only repair an image
+    that some members get right, so :attr:`in_all` is a floor under the ensemble's errors
+    that more members of the same kind do not lower."""
+
+    wrong: np.ndarray
+    ensemble: np.ndarray
+
+    @property
+    def member_errors(self) -> np.ndarray:
+        """How many examples each member misclassifies."""
+        return self.wrong.sum(axis=1)
+
+    @property
+    def shared(self) -> np.ndarray:
+        """``shared[i, j]``: examples both member ``i`` and member ``j`` misclassify (the
+        diagonal: each member's own errors)."""
+        counts = self.wrong.astype(np.int64)
+        return counts @ counts.T
+
+    @property
+    def wrong_in(self) -> np.ndarray:
+        """``wrong_in[k]``: examples exactly ``k`` members misclassify, k = 0..members."""
+        return np.bincount(self.wrong.sum(axis=0), minlength=len(self.wrong) + 1)
+
+    @property
+    def in_all(self) -> np.ndarray:
+        """Indices of the examples every member misclassifies."""
+        return np.flatnonzero(self.wrong.all(axis=0))
+
+    def summary(self) -> str:
+        """One line: each member's errors, the images wrong in at least one and in all,
+        and the ensemble's errors."""
+        errors = "/".join(str(int(e)) for e in self.member_errors)
+        anywhere = int(self.wrong.any(axis=0).sum())
+        in_all = len(self.in_all)
+        return (
+            f"mistakes: members {errors}; images wrong in at least one member {anywhere}, "
+            f"in every member {in_all}; ensemble {int(self.ensemble.sum())} "
+            f"({int(self.ensemble[self.in_all].sum())} of them wrong in every member)"
+        )
+
+
+def error_overlap(parts: list[np.ndarray], labels) -> ErrorOverlap:
+    """The :class:`ErrorOverlap` of members whose probabilities on the same examples are
+    ``parts`` (as :func:`member_probabilities` returns them), against integer ``labels``."""
+    if not parts:
+        raise ConfigError("an ensemble needs at least one model")
+    parts = [np.asarray(p) for p in parts]
+    for i, part in enumerate(parts, start=1):
+        if part.ndim != 2 or part.shape != parts[0].shape:
+            raise ShapeError(
+                f"member {i}'s probabilities have shape {part.shape}, expected "
+                f"{parts[0].shape if i > 1 else '(examples, classes)'}"
+            )
+    labels = check_labels(labels, len(parts[0]), parts[0].shape[1], "labels")
+    wrong = np.stack([p.argmax(axis=1) != labels for p in parts])
+    ensemble = mean_probabilities(parts).argmax(axis=1) != labels
+    return ErrorOverlap(wrong, ensemble)
 
 
 def predict(

@@ -81,6 +81,15 @@ def _images(images) -> np.ndarray:
     return images
 
 
+def _note(text: str) -> Figure:
+    """A small figure holding only ``text`` (for a plot with nothing to show)."""
+    figure = _figure(4, 1)
+    ax = figure.subplots()
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    return figure
+
+
 def _grid(figure: Figure, count: int, columns: int):
     """``count`` image axes in rows of ``columns``, ticks and frames off."""
     rows = math.ceil(count / columns)
@@ -171,7 +180,8 @@ def plot_images(
     images = _images(images)
     columns = max(1, min(columns, len(images)))
     rows = math.ceil(len(images) / columns)
-    figure = _figure(columns * 1.1, rows * 1.25 + (0.4 if title else 0))
+    width = max(columns * 1.1, 0.1 * len(title or ""))  # room for the title over few images
+    figure = _figure(width, rows * 1.25 + (0.4 if title else 0))
     for i, ax in enumerate(_grid(figure, len(images), columns)):
         ax.imshow(images[i], cmap="gray", vmin=0, vmax=float(max(images.max(), 1)))
         caption, color = "", "black"
@@ -277,11 +287,7 @@ def plot_misclassified(
     images = _images(images)
     index = most_confident_errors(labels, probabilities, count)
     if len(index) == 0:
-        figure = _figure(4, 1)
-        ax = figure.subplots()
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
-        return _finish(figure, path)
+        return _finish(_note("no misclassified images"), path)
     columns = min(10, len(index))
     rows = math.ceil(len(index) / columns)
     figure = _figure(columns * 1.25, rows * 1.45 + 0.4)
@@ -294,3 +300,19 @@ def plot_misclassified(
         )
     figure.suptitle(f"the {len(index)} most confident mistakes (true→predicted, confidence)")
     return _finish(figure, path)
+
+
+def plot_shared_mistakes(
+    images, labels, wrong, ensemble_predictions, path: PathLike = None
+) -> Figure:
+    """The images every member of an ensemble misclassifies (``wrong``: members x images,
+    true where a member is wrong), captioned ``true→the ensemble's answer``: the errors
+    that averaging more members like these cannot repair."""
+    images, wrong = _images(images), np.asarray(wrong, dtype=bool)
+    index = np.flatnonzero(wrong.all(axis=0))
+    members = len(wrong)
+    if len(index) == 0:
+        return _finish(_note(f"no image is wrong in all {members} members"), path)
+    title = f"wrong in all {members} members: {len(index)} images (true→ensemble)"
+    labels, predictions = np.asarray(labels)[index], np.asarray(ensemble_predictions)[index]
+    return plot_images(images[index], path, labels=labels, predictions=predictions, title=title)

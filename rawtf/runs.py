@@ -46,6 +46,7 @@ PLOTS = "plots"
 CHECKPOINTS = "checkpoints"
 CONFUSION = "confusion_matrix.png"
 MISTAKES = "most_confident_errors.png"
+SHARED_MISTAKES = "shared_mistakes.png"
 #: The entries rawtf itself writes in a run folder; --overwrite replaces only these.
 OWN_ENTRIES = (CONFIG, HISTORY, MODEL, PLOTS, CHECKPOINTS)
 
@@ -391,13 +392,15 @@ def _plot(print_fn, draw, path: Path) -> Path | None:
 @dataclasses.dataclass
 class Evaluation:
     """A model's (or an ensemble's) loss and accuracy on a labelled set, its confusion
-    matrix, each class's accuracy, the figures written, and each ensemble member's result."""
+    matrix, each class's accuracy, the figures written; for an ensemble, each member's
+    result and where the members' mistakes overlap."""
 
     result: dict[str, float]
     confusion: np.ndarray
     per_class: np.ndarray
     figures: list[Path]
     members: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    overlap: metrics.ErrorOverlap | None = None
 
 
 def load_models(paths: Sequence[str | os.PathLike]) -> list:
@@ -425,16 +428,19 @@ def evaluate_run(
     """Evaluate a loaded run (or a list of models: their ensemble) on ``source``'s test set
     (a Kaggle CSV: its rows); draw the confusion matrix and the most confident mistakes into
     ``plots`` (default: a run's ``plots/``; none for an ensemble without it). With several
-    models, ``members`` holds each one's own result."""
+    models, ``members`` holds each one's own result and ``overlap`` where their mistakes
+    coincide, and the plots add the images every member gets wrong."""
     train, test = load_labelled(source, data_dir)
     x, y = test if test is not None else train
     models = [run.model] if isinstance(run, Run) else list(run)
     folder = Path(plots) if plots is not None else run.plots if isinstance(run, Run) else None
     members: list[dict[str, float]] = []
+    overlap = None
     if len(models) > 1:  # each member's probabilities once, for its own result and the mean
         parts = metrics.member_probabilities(models, x, precision=precision)
         y = data.check_labels(y, len(x), models[0].num_classes, "y")
         members = [metrics.scores(part, y) for part in parts]
+        overlap = metrics.error_overlap(parts, y)
         probabilities = metrics.mean_probabilities(parts)
         result = metrics.scores(probabilities, y)
     else:
@@ -452,8 +458,16 @@ def evaluate_run(
                 folder / MISTAKES,
             ),
         ]
+        if overlap is not None:
+            figures.append(
+                _plot(
+                    print_fn,
+                    lambda p: p.plot_shared_mistakes(x, y, overlap.wrong, predictions),
+                    folder / SHARED_MISTAKES,
+                )
+            )
     figures = [f for f in figures if f]
-    return Evaluation(result, matrix, per_class_accuracy(matrix), figures, members)
+    return Evaluation(result, matrix, per_class_accuracy(matrix), figures, members, overlap)
 
 
 def predict_pictures(

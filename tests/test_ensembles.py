@@ -91,6 +91,39 @@ def test_members_that_do_not_match_are_clear_errors(members, small_mnist):
         rawtf.predict([], x[:4])
 
 
+def test_error_overlap_counts_against_hand_made_answers():
+    """Four images, three members; which member is wrong where is chosen by hand."""
+    labels = np.array([0, 1, 2, 3])
+
+    def answers(predicted, confidence=0.9):
+        probabilities = np.full((4, 4), (1 - confidence) / 3)
+        probabilities[np.arange(4), predicted] = confidence
+        return probabilities
+
+    parts = [
+        answers([1, 1, 2, 0]),  # wrong on 0 and 3
+        answers([1, 1, 0, 3]),  # wrong on 0 and 2
+        answers([2, 1, 2, 3], 0.5),  # wrong on 0, unsure
+    ]
+    overlap = rawtf.metrics.error_overlap(parts, labels)
+    np.testing.assert_array_equal(overlap.member_errors, [2, 2, 1])
+    np.testing.assert_array_equal(overlap.shared, [[2, 1, 1], [1, 2, 1], [1, 1, 1]])
+    np.testing.assert_array_equal(overlap.wrong_in, [1, 2, 0, 1])  # image 1 right everywhere
+    np.testing.assert_array_equal(overlap.in_all, [0])
+    # the mean: image 0 puts 0.655 on class 1, so the ensemble is wrong there only
+    np.testing.assert_array_equal(overlap.ensemble, [True, False, False, False])
+    assert overlap.summary() == (
+        "mistakes: members 2/2/1; images wrong in at least one member 3, in every member 1; "
+        "ensemble 1 (1 of them wrong in every member)"
+    )
+    with pytest.raises(ShapeError, match=r"member 2's probabilities have shape \(3, 4\)"):
+        rawtf.metrics.error_overlap([parts[0], parts[1][:3]], labels)
+    with pytest.raises(rawtf.DataError, match="labels"):
+        rawtf.metrics.error_overlap(parts, labels[:3])
+    with pytest.raises(ConfigError, match="at least one model"):
+        rawtf.metrics.error_overlap([], labels)
+
+
 @pytest.fixture(scope="module")
 def second_run(tmp_path_factory):
     config = rawtf.config.TrainConfig(model="small_bn", epochs=1, train_limit=2048, seed=3)
@@ -108,6 +141,10 @@ def test_commands_take_several_runs(capsys, trained_run, second_run, tmp_path, m
     assert members[0].startswith(f"member {first}: test_accuracy=")
     assert members[1].startswith(f"member {second_run}: test_accuracy=")
     assert out.index(members[1]) < out.index("evaluated an ensemble of 2 on 10000 images")
+    errors = [round((1 - float(line.split("=")[1].split()[0])) * 10000) for line in members]
+    mistakes = next(line for line in out if line.startswith("mistakes: "))
+    assert mistakes.startswith(f"mistakes: members {errors[0]}/{errors[1]}; ")
+    assert (tmp_path / "shared_mistakes.png").is_file()
     assert "evaluated an ensemble of 2 on 10000 images" in out
     assert re.fullmatch(r"test_accuracy=0\.\d{4} test_loss=\d\.\d{4}", out[-1])
     models_ = rawtf.runs.load_models([first, second_run])

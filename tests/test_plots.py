@@ -34,6 +34,8 @@ def every_figure(x, y, tmp_path=None):
     """(name, call) for every plot function, saving under ``tmp_path`` when given."""
     rng = np.random.default_rng(0)
     probabilities = rng.dirichlet(np.ones(10), size=40)
+    wrong = np.zeros((3, 40), dtype=bool)
+    wrong[:, [3, 17]] = True
 
     def at(name):
         return None if tmp_path is None else tmp_path / name
@@ -47,6 +49,7 @@ def every_figure(x, y, tmp_path=None):
         ("d.png", lambda: plots.plot_label_distribution(y, at("d.png"))),
         ("c.png", lambda: plots.plot_confusion_matrix(np.eye(10, dtype=int) * 5 + 1, at("c.png"))),
         ("e.png", lambda: plots.plot_misclassified(x[:40], y[:40], probabilities, at("e.png"))),
+        ("s.png", lambda: plots.plot_shared_mistakes(x[:40], y[:40], wrong, y[:40], at("s.png"))),
         (
             "p.png",
             lambda: plots.plot_predictions(
@@ -72,6 +75,7 @@ def test_every_function_returns_a_figure_and_saves_when_asked(tmp_path, small_mn
         "g.png",
         "h.png",
         "p.png",
+        "s.png",
     ]
 
 
@@ -162,6 +166,21 @@ def test_most_confident_errors_order():
         [[0.9, 0.1, 0, 0], [0.7, 0.3, 0, 0], [0, 0.95, 0.05, 0], [0, 0, 0, 1.0]]
     )
     np.testing.assert_array_equal(plots.most_confident_errors(labels, probabilities), [2, 1])
+
+
+def test_shared_mistakes_show_only_the_images_every_member_gets_wrong(small_mnist):
+    (x, y), _ = small_mnist
+    wrong = np.zeros((2, 12), dtype=bool)
+    wrong[0, [1, 4, 7]] = True
+    wrong[1, [4, 7, 9]] = True  # shared: 4 and 7
+    answers = (y[:12] + 1) % 10
+    figure = plots.plot_shared_mistakes(x[:12], y[:12], wrong, answers)
+    captions = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert captions == [f"{y[i]}→{answers[i]}" for i in (4, 7)]
+    assert figure.get_suptitle() == "wrong in all 2 members: 2 images (true→ensemble)"
+    wrong[1, 4] = wrong[1, 7] = False
+    figure = plots.plot_shared_mistakes(x[:12], y[:12], wrong, answers)
+    assert [t.get_text() for t in figure.axes[0].texts] == ["no image is wrong in all 2 members"]
 
 
 def test_reprs_for_people():
