@@ -130,9 +130,10 @@ class ErrorOverlap:
     """Where an ensemble's members go wrong, and whether they go wrong together.
 
     ``wrong[i, n]`` is true where member ``i`` misclassifies example ``n``; ``ensemble``
-    where the mean of the members' probabilities does. Averaging can only repair an image
-    that some members get right, so :attr:`in_all` is a floor under the ensemble's errors
-    that more members of the same kind do not lower."""
+    where the mean of the members' probabilities does. Averaging repairs the images enough
+    members get right; those every member gets wrong (:attr:`in_all`) stay wrong unless the
+    members disagree on the wrong answer, and the rest of the ensemble's errors are mostly
+    images a majority gets wrong (:attr:`wrong_in`)."""
 
     wrong: np.ndarray
     ensemble: np.ndarray

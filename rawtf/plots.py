@@ -306,8 +306,8 @@ def plot_shared_mistakes(
     images, labels, wrong, ensemble_predictions, path: PathLike = None
 ) -> Figure:
     """The images every member of an ensemble misclassifies (``wrong``: members x images,
-    true where a member is wrong), captioned ``true→the ensemble's answer``: the errors
-    that averaging more members like these cannot repair."""
+    true where a member is wrong), captioned ``true→the ensemble's answer``: errors that
+    averaging such members repairs only when they disagree on the wrong answer."""
     images, wrong = _images(images), np.asarray(wrong, dtype=bool)
     index = np.flatnonzero(wrong.all(axis=0))
     members = len(wrong)
