@@ -143,9 +143,10 @@ def test_kaggle_example_trains_exactly_as_the_command(tmp_path, small_mnist):
 
 
 def test_ensemble_example_reports_members_then_the_mean(tmp_path, mnist, capsys):
-    """Two fast-recipe members in bf16, the second distorted elastically: each one's result, then
-    the ensemble's as the last line, which is the accuracy of the mean of the members'
-    probabilities computed here; run again, the finished members are kept, not retrained."""
+    """Two fast-recipe members in bf16, the second distorted elastically: each one's result, the
+    mistakes they share, then the ensemble's as the last line, which is the accuracy of the
+    mean of the members' probabilities computed here; run again, the finished members are
+    kept, not retrained."""
     argv = ["--out", str(tmp_path / "ens"), "--recipe", "fast", "--members", "2"]
     argv += ["--elastic-members", "1", "--precision", "bf16"]
     assert example("train_ensemble").main(argv) == 0
@@ -156,10 +157,13 @@ def test_ensemble_example_reports_members_then_the_mean(tmp_path, mnist, capsys)
     ]
     assert chosen == [(0, 4, 0), (36, 6, 1)]
     assert [c["train"]["precision"] for c in settings] == ["bf16", "bf16"]
-    assert re.fullmatch(r"member seed 1: test_accuracy=0\.\d{4} test_loss=\d\.\d{4}", lines[-2])
+    assert re.fullmatch(r"member seed 1: test_accuracy=0\.\d{4} test_loss=\d\.\d{4}", lines[-3])
     members = [rawtf.load_run(tmp_path / "ens" / f"seed-{s}").model for s in (0, 1)]
     _, (xt, yt) = mnist
-    mean = np.mean([rawtf.predict(m, xt)[0] for m in members], axis=0)
+    own = [rawtf.predict(m, xt)[0] for m in members]
+    errors = [int((p.argmax(axis=1) != yt).sum()) for p in own]
+    assert lines[-2].startswith(f"mistakes: members {errors[0]}/{errors[1]}; ")
+    mean = np.mean(own, axis=0)
     assert lines[-1].startswith(f"test_accuracy={np.mean(mean.argmax(axis=1) == yt):.4f} ")
     assert example("train_ensemble").main(argv) == 0
     again = capsys.readouterr().out
