@@ -116,6 +116,13 @@ def test_error_overlap_counts_against_hand_made_answers():
         "mistakes: members 2/2/1; images wrong in at least one member 3, in every member 1; "
         "ensemble 1 (1 of them wrong in every member)"
     )
+    # both wrong, on different classes: the mean puts 0.4 on the true class, 0.3 elsewhere
+    split = rawtf.metrics.error_overlap([[[0.4, 0.6, 0.0]], [[0.4, 0.0, 0.6]]], [0])
+    np.testing.assert_array_equal(split.in_all, [0])
+    np.testing.assert_array_equal(split.ensemble, [False])
+    assert split.summary().endswith(
+        "in every member 1; ensemble 0 (0 of them wrong in every member)"
+    )
     with pytest.raises(ShapeError, match=r"member 2's probabilities have shape \(3, 4\)"):
         rawtf.metrics.error_overlap([parts[0], parts[1][:3]], labels)
     with pytest.raises(rawtf.DataError, match="labels"):
