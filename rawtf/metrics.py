@@ -165,11 +165,11 @@ class ErrorOverlap:
         and the ensemble's errors."""
         errors = "/".join(str(int(e)) for e in self.member_errors)
         anywhere = int(self.wrong.any(axis=0).sum())
-        in_all = len(self.in_all)
+        in_all = self.in_all
         return (
             f"mistakes: members {errors}; images wrong in at least one member {anywhere}, "
-            f"in every member {in_all}; ensemble {int(self.ensemble.sum())} "
-            f"({int(self.ensemble[self.in_all].sum())} of them wrong in every member)"
+            f"in every member {len(in_all)}; ensemble {int(self.ensemble.sum())} "
+            f"({int(self.ensemble[in_all].sum())} of them wrong in every member)"
         )
 
 
