@@ -108,6 +108,21 @@ def random_transforms(n, height: int, width: int, seed, config: AugmentConfig):
     return inverse_transforms(angles, scales, shift_x, shift_y, height, width)
 
 
+#: The seed of test-time augmentation's views: fixed, so that a model's result with them
+#: repeats.
+TTA_SEED = 123
+
+
+def tta_transforms(n, view: int, height: int, width: int, config=AugmentConfig()):
+    """The ``[n, 8]`` transforms of test-time view ``view`` (from 1) of ``n`` images: image
+    ``i`` gets the ``i``-th transform :func:`random_transforms` draws within ``config`` from
+    the seed of ``(TTA_SEED, epoch 0, step view - 1)``, as :func:`random_affine`
+    would warp a batch of those ``n`` images. Drawn for a whole set at once, so that an
+    image's view does not depend on the batches it is evaluated in."""
+    seed = augment_seed(TTA_SEED, 0, view - 1)
+    return random_transforms(n, height, width, seed, config)
+
+
 def random_affine(images, seed, epoch, step, config: AugmentConfig = AugmentConfig()):
     """Rotate, zoom and shift each image of the NHWC float batch by its own random amounts,
     drawn uniformly within ``config`` from the stateless seed of ``(seed, epoch, step)``."""

@@ -13,7 +13,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rawtf import flags
-from rawtf.config import MODEL_NAMES, POSITIVE_FLOAT, POSITIVE_INT, PRECISIONS, Number
+from rawtf.config import (
+    MODEL_NAMES,
+    NON_NEGATIVE_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    PRECISIONS,
+    Number,
+)
 from rawtf.errors import RawtfError, TrainingInterrupted, UsageError
 
 PROG = "rawtf"
@@ -58,6 +65,14 @@ def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
         ),
     )
     flags.add_verbose_argument(parser)
+
+
+def _add_tta_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tta", type=flags.number_type(NON_NEGATIVE_INT), default=0, metavar="K",
+        help="test-time augmentation: average each model over every image and K warped "
+        "copies (random rotation, zoom and shift, the same for every run) (default: 0)",
+    )  # fmt: skip
 
 
 #: The serve command's numeric flags: flag, kind, default, metavar, help.
@@ -126,7 +141,8 @@ COMMAND_TEXTS = {
         "share, and the images every member gets wrong (shared_mistakes.png), then the\n"
         "ensemble's.",
         "rawtf evaluate runs/first\nrawtf evaluate runs/first --data train.csv --precision bf16\n"
-        "rawtf evaluate runs/a runs/b runs/c --plots ensemble/   # an ensemble",
+        "rawtf evaluate runs/a runs/b runs/c --plots ensemble/   # an ensemble\n"
+        "rawtf evaluate runs/best --tta 8   # each image and 8 warped copies",
     ),
     "predict": (
         "classify your own digit pictures",
@@ -205,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--plots", metavar="DIR",
         help="where the figures go (default: the run's plots/; none for an ensemble)",
     )  # fmt: skip
+    _add_tta_argument(evaluate)
     _add_inference_arguments(evaluate)
 
     predict = _command(commands, "predict")
@@ -214,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "JPEG, BMP or GIF files",
     )  # fmt: skip
     _add_show_argument(predict)
+    _add_tta_argument(predict)
     _add_inference_arguments(predict)
 
     submit = _command(commands, "submit")
@@ -222,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--out", required=True, metavar="SUBMISSION.csv", help="the submission file to write"
     )
+    _add_tta_argument(submit)
     _add_inference_arguments(submit)
 
     export = _command(commands, "export")
@@ -269,13 +288,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     several = len(args.run_dir) > 1
     target = runs.load_models(args.run_dir) if several else runs.load_run(args.run_dir[0])
-    report = runs.evaluate_run(target, args.data, args.data_dir, args.precision, plots=args.plots)
+    report = runs.evaluate_run(
+        target, args.data, args.data_dir, args.precision, plots=args.plots, tta=args.tta
+    )
     for path, member in zip(args.run_dir, report.members, strict=False):
         print(f"member {path}: {result_line(member)}")
     if report.overlap is not None:
         print(report.overlap.summary())
     what = f"an ensemble of {len(args.run_dir)}" if several else target.config["model"]["model"]
-    print(f"evaluated {what} on {report.result['count']} images")
+    views = f" and {args.tta} warped copies of each" if args.tta else ""
+    print(f"evaluated {what} on {report.result['count']} images{views}")
     for label, share in enumerate(report.per_class):
         row = report.confusion[label]
         print(f"class {label}: accuracy={share:.4f} ({row[label]}/{row.sum()})")
@@ -295,7 +317,7 @@ def _predict(args: argparse.Namespace) -> int:
     if not pictures:
         raise UsageError("no pictures given after the run folder(s)")
     models = runs.load_models(folders)
-    runs.predict_pictures(models, pictures, args.precision, args.show)
+    runs.predict_pictures(models, pictures, args.precision, args.show, tta=args.tta)
     return 0
 
 
@@ -303,7 +325,7 @@ def _submit(args: argparse.Namespace) -> int:
     from rawtf import runs
 
     models = runs.load_models(args.run_dir)
-    labels = runs.write_submission(models, args.test, args.out, args.precision)
+    labels = runs.write_submission(models, args.test, args.out, args.precision, args.tta)
     print(f"wrote {len(labels)} predictions to {args.out}")
     return 0
 

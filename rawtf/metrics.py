@@ -11,9 +11,10 @@ import dataclasses
 
 import numpy as np
 
+from rawtf import augment
 from rawtf._tf import import_tensorflow
 from rawtf.data import check_images, check_labels
-from rawtf.errors import ConfigError, DataError, ShapeError
+from rawtf.errors import ConfigError, DataError, ShapeError, check_int
 from rawtf.models import Model, compute_dtype
 from rawtf.pipeline import eval_dataset
 from rawtf.step import compiled, loss_and_hits
@@ -72,18 +73,22 @@ def members_of(model) -> list:
     return members
 
 
-def evaluate(model, data, batch_size: int = 1000, precision: str | None = None) -> dict[str, float]:
+def evaluate(
+    model, data, batch_size: int = 1000, precision: str | None = None, tta: int = 0
+) -> dict[str, float]:
     """``{"loss", "accuracy", "count"}`` of ``model`` (or of an ensemble: a list of models,
     their probabilities averaged) on ``data = (x, y)``, in inference mode. ``x`` is uint8
     pixels or floats in [0, 1]; ``y`` integer or one-hot labels. The loss is the mean
-    cross-entropy. ``precision="bf16"`` computes in bfloat16 (sums are float32)."""
+    cross-entropy. ``precision="bf16"`` computes in bfloat16 (sums are float32); ``tta``
+    averages each model's probabilities over the image and that many warped copies
+    (:func:`member_probabilities`)."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise DataError("data: expected a pair (images, labels)")
     members = members_of(model)
     x = check_images(data[0], "x", members[0].input_shape)
     y = check_labels(data[1], len(x), members[0].num_classes, "y")
-    if len(members) > 1 or not isinstance(members[0], Model):
-        return scores(predict(members, x, batch_size, precision)[0], y)
+    if len(members) > 1 or not isinstance(members[0], Model) or check_int("tta", tta, 0):
+        return scores(predict(members, x, batch_size, precision, tta)[0], y)
     sums = _batch_sums(members[0], precision)
     total_loss, total_hits = 0.0, 0
     for images, labels in eval_dataset(x, y, batch_size):
@@ -93,21 +98,45 @@ def evaluate(model, data, batch_size: int = 1000, precision: str | None = None) 
     return {"loss": total_loss / len(x), "accuracy": total_hits / len(x), "count": len(x)}
 
 
+def _view_batches(x: np.ndarray, batch_size: int, transforms):
+    """``x``'s batches as floats in [0, 1], each image warped by its row of ``transforms``
+    (``None``: as they are)."""
+    start = 0
+    for batch in eval_dataset(x, None, batch_size):
+        if transforms is not None:
+            batch = augment.transform(batch, transforms[start : start + len(batch)])
+        start += len(batch)
+        yield batch
+
+
 def member_probabilities(
-    model, x, batch_size: int = 1000, precision: str | None = None
+    model, x, batch_size: int = 1000, precision: str | None = None, tta: int = 0
 ) -> list[np.ndarray]:
-    """Each member's softmax probabilities (N, classes) of images ``x`` (see :func:`predict`)."""
+    """Each member's softmax probabilities (N, classes) of images ``x`` (see :func:`predict`).
+
+    With ``tta`` = k > 0 (test-time augmentation), a member's probabilities are the mean of
+    its probabilities of the images and of k warped copies of them, view ``v`` warping each
+    image by its own random rotation, zoom and shift within the training augmentation's
+    default ranges (:func:`rawtf.augment.tta_transforms`): the same views whatever
+    the batch size."""
     members = members_of(model)
     x = check_images(x, "x", members[0].input_shape)
+    height, width = x.shape[1:3]
+    views = [None] + [
+        augment.tta_transforms(len(x), v, height, width)
+        for v in range(1, check_int("tta", tta, 0) + 1)
+    ]
     parts = []
     for member in members:
         if isinstance(member, Model):
             run = _batch_probabilities(member, precision)
         else:
             run = member.probabilities
-        parts.append(
-            np.concatenate([np.asarray(run(b)) for b in eval_dataset(x, None, batch_size)])
-        )
+        total = 0.0
+        for transforms in views:
+            batches = _view_batches(x, batch_size, transforms)
+            total = total + np.concatenate([np.asarray(run(b)) for b in batches])
+        parts.append((total / len(views)).astype(np.float32))
     return parts
 
 
@@ -192,13 +221,14 @@ def error_overlap(parts: list[np.ndarray], labels) -> ErrorOverlap:
 
 
 def predict(
-    model, x, batch_size: int = 1000, precision: str | None = None
+    model, x, batch_size: int = 1000, precision: str | None = None, tta: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(probabilities (N, classes) float32, labels (N,) int64)`` for images ``x``, of a
     model or of an ensemble (a list of models: the mean of their probabilities). Members
     may be rawtf models or exported SavedModels (:class:`rawtf.export.ExportedModel`);
-    ``precision="bf16"`` computes rawtf models in bfloat16."""
-    probs = mean_probabilities(member_probabilities(model, x, batch_size, precision))
+    ``precision="bf16"`` computes rawtf models in bfloat16; ``tta`` adds that many warped
+    views of each image (:func:`member_probabilities`)."""
+    probs = mean_probabilities(member_probabilities(model, x, batch_size, precision, tta))
     return probs, probs.argmax(axis=1)
 
 

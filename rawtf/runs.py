@@ -424,12 +424,15 @@ def evaluate_run(
     precision: str | None = None,
     print_fn: Callable[[str], Any] = print,
     plots: str | os.PathLike | None = None,
+    tta: int = 0,
 ) -> Evaluation:
     """Evaluate a loaded run (or a list of models: their ensemble) on ``source``'s test set
     (a Kaggle CSV: its rows); draw the confusion matrix and the most confident mistakes into
     ``plots`` (default: a run's ``plots/``; none for an ensemble without it). With several
     models, ``members`` holds each one's own result and ``overlap`` where their mistakes
-    coincide, and the plots add the images every member gets wrong."""
+    coincide, and the plots add the images every member gets wrong. ``tta`` averages each
+    model over that many warped views of every image as well
+    (:func:`rawtf.metrics.member_probabilities`)."""
     train, test = load_labelled(source, data_dir)
     x, y = test if test is not None else train
     models = [run.model] if isinstance(run, Run) else list(run)
@@ -437,15 +440,19 @@ def evaluate_run(
     members: list[dict[str, float]] = []
     overlap = None
     if len(models) > 1:  # each member's probabilities once, for its own result and the mean
-        parts = metrics.member_probabilities(models, x, precision=precision)
+        parts = metrics.member_probabilities(models, x, precision=precision, tta=tta)
         y = data.check_labels(y, len(x), models[0].num_classes, "y")
         members = [metrics.scores(part, y) for part in parts]
         overlap = metrics.error_overlap(parts, y)
         probabilities = metrics.mean_probabilities(parts)
         result = metrics.scores(probabilities, y)
     else:
-        result = evaluate(models[0], (x, y), precision=precision)
-        probabilities, _ = predict(models[0], x, precision=precision)
+        probabilities, _ = predict(models[0], x, precision=precision, tta=tta)
+        if tta:  # the mean over the views is the answer: scored as it is, not computed again
+            y = data.check_labels(y, len(x), models[0].num_classes, "y")
+            result = metrics.scores(probabilities, y)
+        else:
+            result = evaluate(models[0], (x, y), precision=precision)
     predictions = probabilities.argmax(axis=1)
     matrix = confusion_matrix(y, predictions, models[0].num_classes)
     figures = []
@@ -476,14 +483,16 @@ def predict_pictures(
     precision: str | None = None,
     show: str | os.PathLike | None = None,
     print_fn: Callable[[str], Any] = print,
+    tta: int = 0,
 ) -> np.ndarray:
     """Classify the pictures at ``paths`` (made MNIST-style first), printing
     ``PATH<TAB>DIGIT<TAB>CONFIDENCE`` for each; with ``show`` also draw them as the model
-    sees them, captioned, into that PNG. Returns the probabilities."""
+    sees them, captioned, into that PNG; ``tta`` adds warped views of each picture.
+    Returns the probabilities."""
     from rawtf import images
 
     pictures = images.load_digit_images(paths)
-    probabilities, labels = predict(model, pictures, precision=precision)
+    probabilities, labels = predict(model, pictures, precision=precision, tta=tta)
     for path, label, p in zip(paths, labels, probabilities, strict=True):
         print_fn(f"{path}\t{label}\t{p[label]:.4f}")
     if show is not None:
@@ -491,11 +500,14 @@ def predict_pictures(
     return probabilities
 
 
-def write_submission(model, test_csv, out, precision: str | None = None) -> np.ndarray:
+def write_submission(
+    model, test_csv, out, precision: str | None = None, tta: int = 0
+) -> np.ndarray:
     """Predict the images of a Kaggle ``test.csv`` with ``model`` (or a list of models: their
-    ensemble) and write ``submission.csv`` to ``out``; returns the predicted labels."""
+    ensemble; ``tta`` warped views of each image as well) and write ``submission.csv`` to
+    ``out``; returns the predicted labels."""
     pictures, _ = kaggle.load_kaggle_csv(test_csv)
-    _, labels = predict(model, pictures, precision=precision)
+    _, labels = predict(model, pictures, precision=precision, tta=tta)
     kaggle.write_submission(labels, out)
     return labels
 
