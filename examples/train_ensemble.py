@@ -5,6 +5,7 @@ probabilities.
     python examples/train_ensemble.py --out runs/mixed --members 4 --elastic-members 2
     python examples/train_ensemble.py --out runs/bf16 --precision bf16   # CPUs with fast bf16
     python examples/train_ensemble.py --out runs/quick --recipe fast --members 5
+    python examples/train_ensemble.py --out runs/bf16 --precision bf16 --tta 8   # test-time views
 
 Each member is an ordinary run folder, ``OUT/seed-N``: the same as
 ``rawtf train --recipe RECIPE --epochs E --seed N --out OUT/seed-N``, so a member cut short
@@ -15,7 +16,8 @@ kept (run the script again to train only the missing ones). The last
 averaging repairs only what some members get right (on the MNIST test set they shared as
 many errors as plain members do; see docs/results.md). Prints each member's test result,
 how many mistakes the members share, then the ensemble's result, which is the line
-``rawtf evaluate OUT/seed-*`` ends with too.
+``rawtf evaluate OUT/seed-*`` ends with too; with ``--tta K`` each member is tested on every
+image and K warped copies of it (``rawtf evaluate --tta K``).
 """
 
 import argparse
@@ -54,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--precision", choices=config.PRECISIONS, default=None, help="(default: the recipe's)"
     )
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=0,
+        metavar="K",
+        help="test each member on every image and K warped copies (default: 0)",
+    )
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="MNIST folder")
     return parser
 
@@ -63,11 +72,12 @@ def main(argv=None) -> int:
     from rawtf import runs
     from rawtf.errors import UsageError
 
-    for name in ("members", "epochs", "first_seed", "elastic_members"):
+    minimums = {"members": 1, "epochs": 1, "first_seed": 0, "elastic_members": 0, "tta": 0}
+    for name, minimum in minimums.items():
         value = getattr(args, name)
-        if value is not None and value < (0 if name in ("first_seed", "elastic_members") else 1):
+        if value is not None and value < minimum:
             flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} must be a positive integer, got {value}")
+            raise UsageError(f"{flag} must be an integer >= {minimum}, got {value}")
     if args.elastic_members > args.members:
         raise UsageError(
             f"--elastic-members {args.elastic_members} is more than --members {args.members}"
@@ -93,7 +103,9 @@ def main(argv=None) -> int:
         models.append(result.model)
         trained += 1
     print(f"trained {trained} member(s) in {time.perf_counter() - started:.0f} s")
-    evaluation = runs.evaluate_run(models, data_dir=args.data_dir, print_fn=lambda line: None)
+    evaluation = runs.evaluate_run(
+        models, data_dir=args.data_dir, print_fn=lambda line: None, tta=args.tta
+    )
     for seed, member in enumerate(evaluation.members, start=args.first_seed):
         print(f"member seed {seed}: {result_line(member)}")
     if evaluation.overlap is not None:

@@ -6,9 +6,11 @@ import importlib.util
 import re
 
 import numpy as np
+import pytest
 
 import rawtf
 from rawtf import cli, kaggle
+from rawtf.errors import UsageError
 from tests.conftest import ROOT
 
 
@@ -146,7 +148,7 @@ def test_ensemble_example_reports_members_then_the_mean(tmp_path, mnist, capsys)
     """Two fast-recipe members in bf16, the second distorted elastically: each one's result, the
     mistakes they share, then the ensemble's as the last line, which is the accuracy of the
     mean of the members' probabilities computed here; run again, the finished members are
-    kept, not retrained."""
+    kept, not retrained, and with --tta the last line is the mean over members and views."""
     argv = ["--out", str(tmp_path / "ens"), "--recipe", "fast", "--members", "2"]
     argv += ["--elastic-members", "1", "--precision", "bf16"]
     assert example("train_ensemble").main(argv) == 0
@@ -169,3 +171,9 @@ def test_ensemble_example_reports_members_then_the_mean(tmp_path, mnist, capsys)
     again = capsys.readouterr().out
     assert "already trained, kept" in again and again.strip().splitlines()[-1] == lines[-1]
     assert "trained 0 member(s)" in again
+    assert example("train_ensemble").main([*argv, "--tta", "2"]) == 0
+    viewed = np.mean([rawtf.predict(m, xt, tta=2)[0] for m in members], axis=0)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"test_accuracy={np.mean(viewed.argmax(axis=1) == yt):.4f} ")
+    with pytest.raises(UsageError, match=r"^--tta must be an integer >= 0, got -1$"):
+        example("train_ensemble").main([*argv, "--tta", "-1"])
