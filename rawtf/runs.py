@@ -439,20 +439,17 @@ def evaluate_run(
     folder = Path(plots) if plots is not None else run.plots if isinstance(run, Run) else None
     members: list[dict[str, float]] = []
     overlap = None
-    if len(models) > 1:  # each member's probabilities once, for its own result and the mean
+    if len(models) > 1 or tta:  # probabilities once, for each member's result and the mean
         parts = metrics.member_probabilities(models, x, precision=precision, tta=tta)
         y = data.check_labels(y, len(x), models[0].num_classes, "y")
-        members = [metrics.scores(part, y) for part in parts]
-        overlap = metrics.error_overlap(parts, y)
+        if len(models) > 1:
+            members = [metrics.scores(part, y) for part in parts]
+            overlap = metrics.error_overlap(parts, y)
         probabilities = metrics.mean_probabilities(parts)
         result = metrics.scores(probabilities, y)
     else:
-        probabilities, _ = predict(models[0], x, precision=precision, tta=tta)
-        if tta:  # the mean over the views is the answer: scored as it is, not computed again
-            y = data.check_labels(y, len(x), models[0].num_classes, "y")
-            result = metrics.scores(probabilities, y)
-        else:
-            result = evaluate(models[0], (x, y), precision=precision)
+        result = evaluate(models[0], (x, y), precision=precision)
+        probabilities, _ = predict(models[0], x, precision=precision)
     predictions = probabilities.argmax(axis=1)
     matrix = confusion_matrix(y, predictions, models[0].num_classes)
     figures = []
